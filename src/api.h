@@ -1,0 +1,81 @@
+/* What every handler sees: one call, transport-neutral. http.c fills the inputs from the HTTP
+ * request and turns the outputs into the response; handlers apply the rules and call db_*. */
+#ifndef DUCHA_API_H
+#define DUCHA_API_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "query.h"
+#include "status.h"
+
+struct principal {
+  int64_t user_id;
+  char role[16];
+  int64_t department_id; /* 0 when none */
+};
+
+struct call {
+  /* inputs */
+  const struct route *route;
+  const struct config *cfg;
+  struct principal who;
+  int64_t id;              /* the {id} of the path, 0 when the route has none */
+  json_t *body;            /* the request's JSON object, NULL when it has none */
+  struct query query;
+  const char *if_match;    /* the If-Match header, NULL when absent (see etag_matches) */
+  db_conn *db;
+  /* outputs */
+  json_t *result;          /* success body (owned) */
+  long etag;               /* version for the ETag header; 0 for none */
+  char location[160];      /* Location of a created resource */
+  char link_next[64];      /* the next page's cursor, for the Link header */
+  json_t *errors;          /* problem errors [{pointer, message}] (owned, always allocated) */
+  json_t *allowed;         /* allowed_transitions, with ST_BAD_TRANSITION (owned) */
+  char detail[256];        /* plain words for the problem's detail */
+  const char *raw;         /* a non-JSON success body (not owned), with raw_type */
+  size_t raw_len;
+  const char *raw_type;
+};
+
+typedef status (*handler_fn)(struct call *c);
+
+enum route_flags {
+  R_PUBLIC = 1,        /* no token needed */
+  R_BODY = 2,          /* takes a JSON object body */
+  R_BODY_OPTIONAL = 4, /* the body may be empty (transitions) */
+  R_CREATED = 8,       /* success is 201 with Location */
+  R_NO_CONTENT = 16,   /* success is 204 */
+  R_IF_MATCH = 32,     /* If-Match is required */
+  R_LIST = 64,         /* a collection: limit, cursor, include_total */
+  R_NO_DB = 128,       /* needs no database connection */
+  R_SECRET = 256,      /* the response carries a secret: never stored for Idempotency-Key */
+  R_MERGE_PATCH = 512  /* also accepts application/merge-patch+json */
+};
+
+struct resource;
+
+struct route {
+  const char *method;
+  const char *path;        /* as in openapi.yaml: /api/v1/departments/{id} */
+  handler_fn handler;
+  unsigned flags;
+  const struct qparam *query;      /* the filters it allows */
+  const struct resource *resource; /* for the generic handlers in resource.c */
+};
+
+extern const struct route ROUTES[];
+extern const int ROUTE_COUNT;
+
+/* Sets c->detail (printf-style) and returns s: `return fail(c, ST_CONFLICT, "...")`. */
+status fail(struct call *c, status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Adds one {pointer, message} and returns ST_INVALID. */
+status invalid(struct call *c, const char *pointer, const char *message);
+
+/* Text form of an int64 for SQL parameters. */
+struct num { char s[24]; };
+struct num num(int64_t v);
+
+#endif

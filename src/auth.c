@@ -1,0 +1,61 @@
+#include "auth.h"
+
+#include <string.h>
+#include <sys/random.h>
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int auth_token_plausible(const char *text) {
+  return strlen(text) == TOKEN_LENGTH && !strncmp(text, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) &&
+         strspn(text + strlen(TOKEN_PREFIX), B64URL) == TOKEN_LENGTH - strlen(TOKEN_PREFIX);
+}
+
+static const char *SQL_VERIFY =
+    "SELECT u.id, u.role, coalesce(u.department_id, 0)"
+    " FROM tokens t JOIN users u ON u.id = t.user_id"
+    " WHERE t.token_hash = sha256(convert_to($1, 'UTF8'))"
+    "   AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled";
+
+status auth_verify(db_conn *db, const char *token, struct principal *who) {
+  PGresult *r;
+  const char *params[] = {token};
+  status s = db_row(db, &r, SQL_VERIFY, 1, params);
+  if (s == ST_NOT_FOUND)
+    return ST_UNAUTHORIZED;
+  if (s != ST_OK)
+    return s;
+  who->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  snprintf(who->role, sizeof who->role, "%s", PQgetvalue(r, 0, 1));
+  who->department_id = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+  PQclear(r);
+  return ST_OK;
+}
+
+static const char *SQL_CREATE =
+    "INSERT INTO tokens (user_id, token_hash, expires_at)"
+    " VALUES ($1, sha256(convert_to($2, 'UTF8')), now() + make_interval(days => $3::int))";
+
+status auth_token_create(db_conn *db, int64_t user_id, long ttl_days, char *out) {
+  unsigned char raw[32];
+  if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+    return ST_INTERNAL;
+  size_t n = strlen(TOKEN_PREFIX);
+  memcpy(out, TOKEN_PREFIX, n);
+  /* 32 bytes -> 43 base64url characters (no padding) */
+  unsigned v = 0;
+  int bits = 0;
+  for (size_t i = 0; i < sizeof raw; i++) {
+    v = (v << 8) | raw[i];
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out[n++] = B64URL[(v >> bits) & 63];
+    }
+  }
+  if (bits)
+    out[n++] = B64URL[(v << (6 - bits)) & 63];
+  out[n] = '\0';
+  struct num uid = num(user_id), ttl = num(ttl_days);
+  const char *params[] = {uid.s, out, ttl.s};
+  return db_exec(db, NULL, SQL_CREATE, 3, params);
+}

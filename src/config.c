@@ -1,0 +1,160 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum kind { K_STRING, K_LONG, K_LISTEN, K_LEVEL };
+
+struct var {
+  const char *name;
+  const char *def;
+  enum kind kind;
+  size_t offset;
+  size_t size;   /* K_STRING: buffer size */
+  long min, max; /* K_LONG */
+  const char *help;
+};
+
+#define STR(field) K_STRING, offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define NUM(field, lo, hi) K_LONG, offsetof(struct config, field), 0, lo, hi
+
+static const struct var VARS[] = {
+  {"DATABASE_URL", "", STR(database_url), 0, 0, "PostgreSQL connection URI (required)"},
+  {"DUCHA_LISTEN", "127.0.0.1:8080", K_LISTEN, 0, 0, 0, 0, "address and port to serve on"},
+  {"DUCHA_THREADS", "8", NUM(threads, 1, 256), "worker threads (and database connections)"},
+  {"DUCHA_MAX_CONNECTIONS", "256", NUM(max_connections, 1, 100000), "open client connections at most"},
+  {"DUCHA_PER_IP_CONNECTIONS", "0", NUM(per_ip_connections, 0, 100000),
+   "client connections per address at most (0: no limit; behind a proxy all share one)"},
+  {"DUCHA_IDLE_TIMEOUT", "30", NUM(idle_timeout, 1, 3600), "seconds before an idle connection closes"},
+  {"DUCHA_BODY_LIMIT", "1048576", NUM(body_limit, 1024, 1073741824), "largest request body in bytes"},
+  {"DUCHA_STATEMENT_TIMEOUT", "5000", NUM(statement_timeout, 100, 600000),
+   "milliseconds a database statement may run"},
+  {"DUCHA_CORS_ORIGINS", "", STR(cors_origins), 0, 0, "comma-separated origins allowed by CORS"},
+  {"DUCHA_LOG_LEVEL", "info", K_LEVEL, offsetof(struct config, log_level), sizeof(((struct config *)0)->log_level),
+   0, 0, "error, warning, info or debug"},
+  {"DUCHA_TIMEZONE", "Asia/Shanghai", STR(timezone), 0, 0, "time zone of deadlines (local dates)"},
+  {"DUCHA_SEED_FILE", "data/inspection-form.json", STR(seed_file), 0, 0, "the form that seed loads"},
+  {"DUCHA_OPENAPI_FILE", "openapi.yaml", STR(openapi_file), 0, 0, "the contract served at /openapi.yaml"},
+};
+
+static void append(char *err, size_t errlen, const char *name, const char *value, const char *why) {
+  size_t used = strlen(err);
+  if (used < errlen)
+    snprintf(err + used, errlen - used, "%s%s=\"%s\" %s", used ? "; " : "", name, value, why);
+}
+
+static int parse_long(const char *s, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || *s == ' ' || *s == '+')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_listen(struct config *cfg, const char *s) {
+  const char *colon = strrchr(s, ':');
+  long port;
+  if (!colon || colon == s || (size_t)(colon - s) >= sizeof cfg->listen_host)
+    return -1;
+  if (parse_long(colon + 1, &port) || port < 1 || port > 65535)
+    return -1;
+  memcpy(cfg->listen_host, s, (size_t)(colon - s));
+  cfg->listen_host[colon - s] = '\0';
+  cfg->listen_port = (unsigned)port;
+  return 0;
+}
+
+int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  err[0] = '\0';
+  for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++) {
+    const struct var *v = &VARS[i];
+    const char *value = get(v->name);
+    if (!value || !*value)
+      value = v->def;
+    char *field = (char *)cfg + v->offset;
+    switch (v->kind) {
+    case K_STRING:
+    case K_LEVEL:
+      if (strlen(value) >= v->size) {
+        append(err, errlen, v->name, value, "is too long");
+        break;
+      }
+      if (v->kind == K_LEVEL && strcmp(value, "error") && strcmp(value, "warning") &&
+          strcmp(value, "info") && strcmp(value, "debug")) {
+        append(err, errlen, v->name, value, "is not one of error, warning, info, debug");
+        break;
+      }
+      strcpy(field, value);
+      break;
+    case K_LONG: {
+      long n;
+      if (parse_long(value, &n) || n < v->min || n > v->max) {
+        char why[96];
+        snprintf(why, sizeof why, "is not a whole number from %ld to %ld", v->min, v->max);
+        append(err, errlen, v->name, value, why);
+        break;
+      }
+      memcpy(field, &n, sizeof n);
+      break;
+    }
+    case K_LISTEN:
+      if (parse_listen(cfg, value))
+        append(err, errlen, v->name, value, "is not HOST:PORT");
+      break;
+    }
+  }
+  if (!cfg->database_url[0])
+    append(err, errlen, "DATABASE_URL", "", "is required");
+  return err[0] ? -1 : 0;
+}
+
+void config_usage(FILE *out) {
+  fprintf(out, "Environment (default in brackets):\n");
+  for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++)
+    fprintf(out, "  %-26s %s [%s]\n", VARS[i].name, VARS[i].help, *VARS[i].def ? VARS[i].def : "none");
+}
+
+int config_cors_allows(const struct config *cfg, const char *origin) {
+  size_t n = strlen(origin);
+  const char *p = cfg->cors_origins;
+  if (!n)
+    return 0;
+  while (*p) {
+    while (*p == ' ' || *p == ',')
+      p++;
+    const char *end = p;
+    while (*end && *end != ',')
+      end++;
+    const char *last = end;
+    while (last > p && last[-1] == ' ')
+      last--;
+    if ((size_t)(last - p) == n && !memcmp(p, origin, n))
+      return 1;
+    p = end;
+  }
+  return 0;
+}
+
+void config_resolve_path(const char *path, char *out, size_t size) {
+  char exe[512];
+  snprintf(out, size, "%s", path);
+  if (path[0] == '/' || access(path, R_OK) == 0)
+    return;
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0)
+    return;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash)
+    return;
+  *slash = '\0';
+  char candidate[1024];
+  snprintf(candidate, sizeof candidate, "%s/../%s", exe, path);
+  if (access(candidate, R_OK) == 0)
+    snprintf(out, size, "%s", candidate);
+}

@@ -1,0 +1,42 @@
+/* Configuration: defaults, then the environment, then one check that reports every problem. */
+#ifndef DUCHA_CONFIG_H
+#define DUCHA_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+  char database_url[1024];
+  char listen_host[64];
+  unsigned listen_port;
+  long threads;
+  long max_connections;
+  long per_ip_connections;
+  long idle_timeout;
+  long body_limit;
+  long statement_timeout;
+  char cors_origins[1024];
+  char log_level[16];
+  char timezone[64];
+  char seed_file[512];
+  char openapi_file[512];
+};
+
+typedef const char *(*config_getenv_fn)(const char *name);
+
+/* Fills *cfg from defaults and get(name). On any bad value returns -1 and writes one message
+ * naming every bad value into err. */
+int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Writes the list of variables with their defaults and meaning. */
+void config_usage(FILE *out);
+
+/* 1 when origin is in the comma-separated DUCHA_CORS_ORIGINS list. */
+int config_cors_allows(const struct config *cfg, const char *origin);
+
+/* Finds a data file named relative to the working directory or, failing that, to the checkout
+ * the binary was built in (build/ducha -> ./). Writes the path to use into out. */
+void config_resolve_path(const char *path, char *out, size_t size);
+
+#endif

@@ -1,0 +1,50 @@
+/* PostgreSQL access: a pool of connections (one per worker thread), connecting with a deadline
+ * so that a missing database answers 503 within a second, and a query helper that maps every
+ * failure to a status. SQL always goes with parameters. */
+#ifndef DUCHA_DB_H
+#define DUCHA_DB_H
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "status.h"
+
+typedef struct db_conn db_conn;
+
+/* What the last failed statement said: SQLSTATE and constraint (empty when none). */
+struct db_error {
+  char sqlstate[6];
+  char constraint[64];
+  char message[256];
+};
+
+/* Opens a pool of size connections lazily (no connection is made here). */
+int db_pool_init(const struct config *cfg, int size) __attribute__((warn_unused_result));
+void db_pool_close(void);
+/* Takes a connection from the pool, connected and ready; ST_UNAVAILABLE when the database is
+ * away. *out is set either way and must go back with db_release. */
+status db_acquire(db_conn **out) __attribute__((warn_unused_result));
+void db_release(db_conn *c);
+
+/* A single connection outside the pool (command-line tools). NULL after printing why. */
+db_conn *db_open(const struct config *cfg);
+void db_close(db_conn *c);
+
+/* Runs sql with text parameters (NULL = SQL NULL). On ST_OK *res holds the result (caller
+ * PQclears it; res may be NULL to discard). Otherwise *res is NULL and db_last_error says why:
+ * 23505 -> ST_CONFLICT, 23503 -> ST_INVALID (a missing reference), 23514/22xxx -> ST_INVALID,
+ * 40001/40P01/55P03 -> ST_CONFLICT, lost connection or timeout -> ST_UNAVAILABLE. */
+status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params)
+    __attribute__((warn_unused_result));
+/* Like db_exec for a statement that returns rows: ST_NOT_FOUND when it returned none. */
+status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params)
+    __attribute__((warn_unused_result));
+const struct db_error *db_last_error(const db_conn *c);
+
+status db_begin(db_conn *c) __attribute__((warn_unused_result));
+status db_commit(db_conn *c) __attribute__((warn_unused_result));
+void db_rollback(db_conn *c);
+
+PGconn *db_pg(db_conn *c);
+
+#endif

@@ -1,0 +1,488 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <ulfius.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "auth.h"
+#include "idempotency.h"
+#include "problem.h"
+#include "validate.h"
+
+/* One request's state, shared by the callbacks of the chain through response->shared_data. */
+struct ctx {
+  struct call call;
+  const struct config *cfg;
+  char request_id[136];
+  char method[12];
+  char *path;
+  long long started_us;
+  long http_status;
+  int have_db;
+};
+
+static long long now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+status fail(struct call *c, status s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->detail, sizeof c->detail, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+status invalid(struct call *c, const char *pointer, const char *message) {
+  errors_add(c->errors, pointer, message);
+  return ST_INVALID;
+}
+
+struct num num(int64_t v) {
+  struct num n;
+  snprintf(n.s, sizeof n.s, "%lld", (long long)v);
+  return n;
+}
+
+static void ctx_free(void *p) {
+  struct ctx *x = p;
+  struct call *c = &x->call;
+  y_log_message(x->http_status >= 500 ? Y_LOG_LEVEL_WARNING : Y_LOG_LEVEL_INFO,
+                "%s %s %ld %.1fms request_id=%s", x->method, x->path ? x->path : "-", x->http_status,
+                (double)(now_us() - x->started_us) / 1000.0, x->request_id);
+  if (x->have_db)
+    db_release(c->db);
+  json_decref(c->body);
+  json_decref(c->result);
+  json_decref(c->errors);
+  json_decref(c->allowed);
+  query_free(&c->query);
+  free(x->path);
+  free(x);
+}
+
+/* ---- responses -------------------------------------------------------------------------- */
+
+static void set_body(struct _u_response *resp, struct ctx *x, long code, json_t *body,
+                     const char *content_type) {
+  x->http_status = code;
+  if (!body) {
+    ulfius_set_empty_body_response(resp, (unsigned)code);
+    return;
+  }
+  char *text = json_dumps(body, JSON_COMPACT);
+  ulfius_set_binary_body_response(resp, (unsigned)code, text, strlen(text));
+  u_map_put(resp->map_header, "Content-Type", content_type);
+  free(text);
+}
+
+static void send_problem(struct _u_response *resp, struct ctx *x, status s) {
+  const struct problem_type *t = problem_of(s);
+  struct call *c = &x->call;
+  char type[80];
+  snprintf(type, sizeof type, PROBLEM_URN "%s", t->slug);
+  json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", t->title, "status",
+                        t->http, "detail", c->detail[0] ? c->detail : t->title, "request_id",
+                        x->request_id);
+  if (x->path)
+    json_object_set_new(p, "instance", json_string(x->path));
+  if (json_array_size(c->errors))
+    json_object_set(p, "errors", c->errors);
+  if (s == ST_BAD_TRANSITION)
+    json_object_set(p, "allowed_transitions", c->allowed ? c->allowed : json_array());
+  if (s == ST_UNAVAILABLE)
+    u_map_put(resp->map_header, "Retry-After", "1");
+  set_body(resp, x, t->http, p, "application/problem+json");
+  json_decref(p);
+}
+
+/* The Link header for the next page: this request's query with the new cursor. */
+static void set_link(struct _u_response *resp, const struct _u_request *req, const char *cursor) {
+  const char *q = strchr(req->http_url, '?');
+  size_t cap = strlen(req->http_url) + strlen(cursor) + 64;
+  char *link = malloc(cap);
+  size_t n = (size_t)snprintf(link, cap, "<%.*s?", (int)(q ? q - req->http_url : (long)strlen(req->http_url)),
+                              req->http_url);
+  for (const char *s = q ? q + 1 : ""; *s;) {
+    size_t len = strcspn(s, "&");
+    if (len && strncmp(s, "cursor=", 7)) {
+      memcpy(link + n, s, len);
+      n += len;
+      link[n++] = '&';
+    }
+    s += len + (s[len] == '&');
+  }
+  snprintf(link + n, cap - n, "cursor=%s>; rel=\"next\"", cursor);
+  u_map_put(resp->map_header, "Link", link);
+  free(link);
+}
+
+static void respond(const struct _u_request *req, struct _u_response *resp, struct ctx *x, status s) {
+  struct call *c = &x->call;
+  const struct route *rt = c->route;
+  if (s != ST_OK) {
+    send_problem(resp, x, s);
+    return;
+  }
+  if (c->raw) {
+    x->http_status = 200;
+    ulfius_set_binary_body_response(resp, 200, c->raw, c->raw_len);
+    u_map_put(resp->map_header, "Content-Type", c->raw_type);
+    return;
+  }
+  if (c->etag) {
+    char etag[32];
+    snprintf(etag, sizeof etag, "\"%ld\"", c->etag);
+    u_map_put(resp->map_header, "ETag", etag);
+  }
+  if (c->link_next[0])
+    set_link(resp, req, c->link_next);
+  if (rt && (rt->flags & R_NO_CONTENT)) {
+    set_body(resp, x, 204, NULL, NULL);
+  } else if (rt && (rt->flags & R_CREATED)) {
+    u_map_put(resp->map_header, "Location", c->location);
+    set_body(resp, x, 201, c->result, "application/json");
+  } else {
+    set_body(resp, x, 200, c->result, "application/json");
+  }
+}
+
+/* ---- PRIORITY_PREPARE: request id, CORS, body limit ---------------------------------------- */
+
+static void request_id_of(const struct _u_request *req, char *out, size_t size) {
+  const char *given = u_map_get_case(req->map_header, "X-Request-Id");
+  if (given && *given && strlen(given) <= 128 &&
+      strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == strlen(given)) {
+    snprintf(out, size, "%s", given);
+    return;
+  }
+  unsigned char raw[16];
+  if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+    memset(raw, 0, sizeof raw);
+  for (size_t i = 0; i < sizeof raw; i++)
+    snprintf(out + 2 * i, size - 2 * i, "%02x", raw[i]);
+}
+
+static int on_prepare(const struct _u_request *req, struct _u_response *resp, void *cls) {
+  const struct config *cfg = cls;
+  struct ctx *x = calloc(1, sizeof *x);
+  x->cfg = cfg;
+  x->call.cfg = cfg;
+  x->call.errors = json_array();
+  x->started_us = now_us();
+  x->http_status = 200;
+  snprintf(x->method, sizeof x->method, "%s", req->http_verb);
+  x->path = strdup(req->url_path ? req->url_path : "/");
+  request_id_of(req, x->request_id, sizeof x->request_id);
+  ulfius_set_response_shared_data(resp, x, ctx_free);
+  u_map_put(resp->map_header, "X-Request-Id", x->request_id);
+
+  const char *origin = u_map_get_case(req->map_header, "Origin");
+  int cors = origin && config_cors_allows(cfg, origin);
+  if (cors) {
+    u_map_put(resp->map_header, "Access-Control-Allow-Origin", origin);
+    u_map_put(resp->map_header, "Vary", "Origin");
+    u_map_put(resp->map_header, "Access-Control-Expose-Headers",
+              "ETag, Location, Link, X-Request-Id, Idempotent-Replayed, Retry-After");
+  }
+  if (!strcmp(req->http_verb, "OPTIONS")) {
+    if (cors && u_map_get_case(req->map_header, "Access-Control-Request-Method")) {
+      u_map_put(resp->map_header, "Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS");
+      u_map_put(resp->map_header, "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-Id");
+      u_map_put(resp->map_header, "Access-Control-Max-Age", "600");
+    }
+    u_map_put(resp->map_header, "Allow", "GET, POST, PATCH, DELETE, OPTIONS");
+    set_body(resp, x, 204, NULL, NULL);
+    return U_CALLBACK_COMPLETE;
+  }
+  const char *length = u_map_get_case(req->map_header, "Content-Length");
+  if (req->binary_body_length > (size_t)cfg->body_limit ||
+      (length && strtoull(length, NULL, 10) > (unsigned long long)cfg->body_limit)) {
+    fail(&x->call, ST_TOO_LARGE, "the body is larger than %ld bytes", cfg->body_limit);
+    send_problem(resp, x, ST_TOO_LARGE);
+    return U_CALLBACK_COMPLETE;
+  }
+  return U_CALLBACK_CONTINUE;
+}
+
+/* ---- PRIORITY_AUTH: bearer token ------------------------------------------------------------ */
+
+static status need_db(struct ctx *x) {
+  if (x->have_db)
+    return ST_OK;
+  status s = db_acquire(&x->call.db);
+  x->have_db = 1;
+  if (s != ST_OK)
+    fail(&x->call, s, "the database is unavailable; try again shortly");
+  return s;
+}
+
+static int on_auth(const struct _u_request *req, struct _u_response *resp, void *cls) {
+  (void)cls;
+  struct ctx *x = resp->shared_data;
+  const char *header = u_map_get_case(req->map_header, "Authorization");
+  status s = ST_UNAUTHORIZED;
+  if (!header || strncasecmp(header, "Bearer ", 7) || !auth_token_plausible(header + 7)) {
+    fail(&x->call, s, "send Authorization: Bearer <token>");
+  } else if ((s = need_db(x)) == ST_OK) {
+    s = auth_verify(x->call.db, header + 7, &x->call.who);
+    if (s == ST_UNAUTHORIZED)
+      fail(&x->call, s, "the token is unknown, expired or revoked");
+  }
+  if (s == ST_OK)
+    return U_CALLBACK_CONTINUE;
+  if (s == ST_UNAUTHORIZED)
+    u_map_put(resp->map_header, "WWW-Authenticate", "Bearer realm=\"ducha\"");
+  send_problem(resp, x, s);
+  return U_CALLBACK_COMPLETE;
+}
+
+/* ---- PRIORITY_APP: the route table ------------------------------------------------------------ */
+
+static int media_type_is(const char *header, const char *want) {
+  size_t n = strlen(want);
+  while (*header == ' ')
+    header++;
+  if (strncasecmp(header, want, n))
+    return 0;
+  const char *rest = header + n;
+  while (*rest == ' ')
+    rest++;
+  if (!*rest)
+    return 1;
+  if (*rest != ';')
+    return 0;
+  rest++;
+  while (*rest == ' ')
+    rest++;
+  return !strcasecmp(rest, "charset=utf-8") || !strcasecmp(rest, "charset=\"utf-8\"");
+}
+
+/* Fills the call's inputs from the request: path id, query, body, If-Match. */
+static status read_request(const struct _u_request *req, struct ctx *x, const struct route *rt) {
+  struct call *c = &x->call;
+  if (strstr(rt->path, "{id}") && !id_parse(u_map_get(req->map_url, "id"), &c->id))
+    return fail(c, ST_NOT_FOUND, "no such %s", "record");
+  const char *q = strchr(req->http_url, '?');
+  if (query_parse(q ? q + 1 : NULL, rt->query, rt->flags & R_LIST, &c->query, c->errors) != ST_OK)
+    return fail(c, ST_BAD_QUERY, "the query string has problems; see errors");
+  if (rt->flags & R_BODY) {
+    if (req->binary_body_length == 0 && (rt->flags & R_BODY_OPTIONAL)) {
+      c->body = json_object();
+    } else {
+      const char *type = u_map_get_case(req->map_header, "Content-Type");
+      if (!type || !(media_type_is(type, "application/json") ||
+                     ((rt->flags & R_MERGE_PATCH) && media_type_is(type, "application/merge-patch+json"))))
+        return fail(c, ST_UNSUPPORTED_MEDIA, "send the body as %s",
+                    (rt->flags & R_MERGE_PATCH) ? "application/merge-patch+json or application/json"
+                                                : "application/json");
+      json_error_t err;
+      c->body = json_loadb(req->binary_body, req->binary_body_length, JSON_REJECT_DUPLICATES, &err);
+      if (!c->body)
+        return fail(c, ST_MALFORMED, "line %d, column %d: %s", err.line, err.column, err.text);
+      if (!json_is_object(c->body))
+        return invalid(c, "", "the body must be a JSON object");
+    }
+  }
+  c->if_match = u_map_get_case(req->map_header, "If-Match");
+  if ((rt->flags & R_IF_MATCH) && !c->if_match)
+    return fail(c, ST_PRECONDITION_REQUIRED, "send If-Match with the ETag you read (or * to overwrite)");
+  return ST_OK;
+}
+
+/* Runs the handler inside one transaction for writes, with Idempotency-Key handling. */
+static status run(const struct _u_request *req, struct _u_response *resp, struct ctx *x,
+                  const struct route *rt, int *replayed) {
+  struct call *c = &x->call;
+  int writes = strcmp(rt->method, "GET") != 0;
+  const char *key = u_map_get_case(req->map_header, "Idempotency-Key");
+  struct idem idem = {0};
+  status s;
+  if (rt->flags & R_NO_DB)
+    return rt->handler(c);
+  if ((s = need_db(x)) != ST_OK)
+    return s;
+  if (key && !strcmp(rt->method, "POST") && !(rt->flags & R_SECRET)) {
+    s = idem_begin(c, &idem, key, rt->method, x->path, req->binary_body, req->binary_body_length);
+    if (s != ST_OK)
+      return s;
+    if (idem.replay) {
+      idem_replay(&idem, resp);
+      x->http_status = resp->status;
+      *replayed = 1;
+      idem_free(&idem);
+      return ST_OK;
+    }
+  }
+  if (writes && (s = db_begin(c->db)) != ST_OK)
+    goto out;
+  s = rt->handler(c);
+  if (writes) {
+    if (s == ST_OK && idem.active)
+      s = idem_store(c, &idem, (rt->flags & R_CREATED) ? 201 : (rt->flags & R_NO_CONTENT) ? 204 : 200);
+    if (s == ST_OK) {
+      s = db_commit(c->db);
+      if (s != ST_OK)
+        fail(c, s, "the change conflicts with another one; try again");
+    } else {
+      db_rollback(c->db);
+    }
+  }
+out:
+  if (s != ST_OK && idem.active)
+    idem_abandon(c, &idem);
+  idem_free(&idem);
+  return s;
+}
+
+static int on_route(const struct _u_request *req, struct _u_response *resp, void *cls) {
+  const struct route *rt = cls;
+  struct ctx *x = resp->shared_data;
+  struct call *c = &x->call;
+  int replayed = 0;
+  c->route = rt;
+  status s = read_request(req, x, rt);
+  if (s == ST_OK)
+    s = run(req, resp, x, rt, &replayed);
+  if (!replayed)
+    respond(req, resp, x, s);
+  return U_CALLBACK_COMPLETE;
+}
+
+/* ---- PRIORITY_FALLBACK: 404 and 405 ------------------------------------------------------------ */
+
+static int path_matches(const char *tmpl, const char *path) {
+  while (*tmpl && *path) {
+    if (*tmpl != '/' || *path != '/')
+      return 0;
+    tmpl++, path++;
+    size_t tl = strcspn(tmpl, "/"), pl = strcspn(path, "/");
+    if (!(tmpl[0] == '{' && pl > 0) && (tl != pl || strncmp(tmpl, path, tl)))
+      return 0;
+    tmpl += tl, path += pl;
+  }
+  return !*tmpl && (!*path || !strcmp(path, "/"));
+}
+
+static int on_fallback(const struct _u_request *req, struct _u_response *resp, void *cls) {
+  (void)cls;
+  struct ctx *x = resp->shared_data;
+  char allow[64] = "";
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    if (path_matches(ROUTES[i].path, req->url_path) && strlen(allow) + 10 < sizeof allow)
+      snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", *allow ? ", " : "",
+               ROUTES[i].method);
+  if (*allow) {
+    u_map_put(resp->map_header, "Allow", allow);
+    fail(&x->call, ST_METHOD_NOT_ALLOWED, "%s is not allowed here; allowed: %s", req->http_verb, allow);
+    send_problem(resp, x, ST_METHOD_NOT_ALLOWED);
+  } else {
+    fail(&x->call, ST_NOT_FOUND, "there is nothing at this address");
+    send_problem(resp, x, ST_NOT_FOUND);
+  }
+  return U_CALLBACK_COMPLETE;
+}
+
+/* ---- start and stop ---------------------------------------------------------------------------- */
+
+/* "/api/v1/x/{id}" -> "/api/v1/x/:id" */
+static char *ulfius_format(const char *path) {
+  char *out = malloc(strlen(path) + 1), *o = out;
+  for (const char *p = path; *p; p++) {
+    if (*p == '{') {
+      *o++ = ':';
+      continue;
+    }
+    if (*p != '}')
+      *o++ = *p;
+  }
+  *o = '\0';
+  return out;
+}
+
+void http_print_routes(void) {
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    printf("%s %s\n", ROUTES[i].method, ROUTES[i].path);
+}
+
+int http_serve(const struct config *cfg) {
+  struct _u_instance inst;
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
+  const char *host = strcmp(cfg->listen_host, "localhost") ? cfg->listen_host : "127.0.0.1";
+  int rc = 1;
+  if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+    y_log_message(Y_LOG_LEVEL_ERROR, "DUCHA_LISTEN host %s is not an IPv4 address", cfg->listen_host);
+    return 2;
+  }
+  if (ulfius_init_instance(&inst, cfg->listen_port, &addr, NULL) != U_OK)
+    return 1;
+  inst.max_post_body_size = (size_t)cfg->body_limit + 1; /* truncated past this: answered 413 */
+  inst.timeout = (unsigned)cfg->idle_timeout;
+
+  char **formats = calloc((size_t)ROUTE_COUNT, sizeof *formats);
+  ulfius_add_endpoint_by_val(&inst, "*", NULL, "*", PRIORITY_PREPARE, on_prepare, (void *)cfg);
+  ulfius_add_endpoint_by_val(&inst, "*", NULL, "/api/v1/*", PRIORITY_AUTH, on_auth, NULL);
+  for (int i = 0; i < ROUTE_COUNT; i++) {
+    formats[i] = ulfius_format(ROUTES[i].path);
+    if (ulfius_add_endpoint_by_val(&inst, ROUTES[i].method, NULL, formats[i], PRIORITY_APP, on_route,
+                                   (void *)&ROUTES[i]) != U_OK) {
+      y_log_message(Y_LOG_LEVEL_ERROR, "cannot register %s %s", ROUTES[i].method, ROUTES[i].path);
+      goto out;
+    }
+  }
+  ulfius_add_endpoint_by_val(&inst, "*", NULL, "*", PRIORITY_FALLBACK, on_fallback, NULL);
+
+  struct MHD_OptionItem ops[] = {
+    {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
+    {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
+    {MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout, NULL},
+    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_connections, NULL},
+    {MHD_OPTION_SOCK_ADDR, 0, &addr},
+    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mhd_request_completed, NULL},
+    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger, NULL},
+    {MHD_OPTION_END, 0, NULL},
+  };
+  if (ulfius_start_framework_with_mhd_options(&inst, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, ops) != U_OK) {
+    y_log_message(Y_LOG_LEVEL_ERROR, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
+    goto out;
+  }
+  y_log_message(Y_LOG_LEVEL_INFO, "listening on http://%s:%u", cfg->listen_host, cfg->listen_port);
+
+  sigset_t set;
+  int sig;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigwait(&set, &sig);
+  y_log_message(Y_LOG_LEVEL_INFO, "stopping: finishing the requests in flight");
+  /* Stop accepting, let the open connections finish (at most 10 s), then stop. */
+  MHD_socket listener = MHD_quiesce_daemon(inst.mhd_daemon);
+  if (listener != MHD_INVALID_SOCKET)
+    close(listener);
+  for (int i = 0; i < 100; i++) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(inst.mhd_daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (!info || info->num_connections == 0)
+      break;
+    usleep(100000);
+  }
+  ulfius_stop_framework(&inst);
+  rc = 0;
+out:
+  ulfius_clean_instance(&inst);
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    free(formats[i]);
+  free(formats);
+  return rc;
+}

@@ -1,0 +1,280 @@
+/* 督察: one inspection of one target department on a date, with one item per task of its
+ * checklist version; draft -> in_progress -> submitted -> closed. */
+#include "resources.h"
+
+#include <string.h>
+
+static const char *const STATUSES[] = {"draft", "in_progress", "submitted", "closed", NULL};
+
+static const struct field CREATE[] = {
+  {"title", F_LINE, FIELD_REQUIRED, 1, 200, NULL, 0},
+  {"target_department_id", F_ID, FIELD_REQUIRED, 0, 0, NULL, 0},
+  {"inspected_on", F_DATE, FIELD_REQUIRED, 0, 0, NULL, 0},
+  {"inspectors", F_LINES, 0, 1, 50, NULL, 20},
+  {"batch_id", F_ID, FIELD_NULLABLE, 0, 0, NULL, 0},
+  {"checklist_id", F_ID, 0, 0, 0, NULL, 0},
+  {0},
+};
+static const struct field PATCH[] = {
+  {"title", F_LINE, 0, 1, 200, NULL, 0},
+  {"target_department_id", F_ID, 0, 0, 0, NULL, 0},
+  {"inspected_on", F_DATE, 0, 0, 0, NULL, 0},
+  {"inspectors", F_LINES, 0, 1, 50, NULL, 20},
+  {"batch_id", F_ID, FIELD_NULLABLE, 0, 0, NULL, 0},
+  {0},
+};
+
+const struct qparam INSPECTION_FILTERS[] = {
+  {"status", Q_ENUMS, STATUSES},
+  {"target_department_id", Q_ID, NULL},
+  {"batch_id", Q_ID, NULL},
+  {"inspected_from", Q_DATE, NULL},
+  {"inspected_to", Q_DATE, NULL},
+  {"q", Q_TEXT, NULL},
+  {0},
+};
+
+#define REF(alias, name) "json_build_object('id', " alias ".id, 'name', " alias "." name ")"
+#define JSON_OF_I                                                                              \
+  "json_build_object('id', i.id, 'title', i.title, 'checklist_id', i.checklist_id,"           \
+  " 'checklist', " REF("c", "title") ", 'batch_id', i.batch_id,"                               \
+  " 'batch', CASE WHEN bt.id IS NULL THEN NULL ELSE " REF("bt", "name") " END,"                \
+  " 'target_department_id', i.target_department_id, 'target_department', " REF("d", "name") "," \
+  " 'inspected_on', i.inspected_on, 'inspectors', to_json(i.inspectors), 'status', i.status,"  \
+  " 'published', i.published, 'published_at', i.published_at, 'submitted_at', i.submitted_at," \
+  " 'closed_at', i.closed_at, 'counts', (SELECT json_build_object('items', count(*),"          \
+  "   'completed', count(*) FILTER (WHERE it.completion = 'completed'),"                       \
+  "   'not_completed', count(*) FILTER (WHERE it.completion = 'not_completed'),"               \
+  "   'not_assessed', count(*) FILTER (WHERE it.completion = 'not_assessed'),"                 \
+  "   'problems', (SELECT count(*) FROM problems p JOIN items pi ON pi.id = p.item_id WHERE pi.inspection_id = i.id)," \
+  "   'rectifications', (SELECT count(*) FROM rectifications r JOIN problems p ON p.id = r.problem_id" \
+  "     JOIN items ri ON ri.id = p.item_id WHERE ri.inspection_id = i.id))"                   \
+  "   FROM items it WHERE it.inspection_id = i.id),"                                           \
+  " 'created_at', i.created_at, 'updated_at', i.updated_at)"
+#define FROM_I                                                                                 \
+  " FROM inspections i JOIN checklists c ON c.id = i.checklist_id"                             \
+  " JOIN departments d ON d.id = i.target_department_id LEFT JOIN batches bt ON bt.id = i.batch_id"
+#define FILTER_I                                                                               \
+  " WHERE ($1::text[] IS NULL OR i.status = ANY ($1)) AND ($2::bigint IS NULL OR i.target_department_id = $2)" \
+  "   AND ($3::bigint IS NULL OR i.batch_id = $3) AND ($4::date IS NULL OR i.inspected_on >= $4)" \
+  "   AND ($5::date IS NULL OR i.inspected_on <= $5) AND ($6::text IS NULL OR i.title ILIKE ducha_contains($6))"
+
+/* The actions allowed from each state (reopen comes with the admin role). */
+static json_t *allowed_from(const char *state) {
+  if (!strcmp(state, "draft"))
+    return json_pack("[s]", "start");
+  if (!strcmp(state, "in_progress"))
+    return json_pack("[s]", "submit");
+  return json_array();
+}
+
+static status state_of(struct call *c, int64_t id, char *state, size_t size) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = db_row(c->db, &r, "SELECT status FROM inspections WHERE id = $1", 1, params);
+  if (s != ST_OK)
+    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
+  snprintf(state, size, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return ST_OK;
+}
+
+static status bad_transition(struct call *c, const char *action, const char *state) {
+  c->allowed = allowed_from(state);
+  return fail(c, ST_BAD_TRANSITION, "cannot %s an inspection that is %s", action, state);
+}
+
+status inspection_editable(struct call *c, const char *sql, int64_t id) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = db_row(c->db, &r, sql, 1, params);
+  if (s != ST_OK)
+    return s == ST_NOT_FOUND ? fail(c, s, "no such record") : resource_db_failure(c, s);
+  char state[16];
+  snprintf(state, sizeof state, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (strcmp(state, "draft") && strcmp(state, "in_progress"))
+    return fail(c, ST_FROZEN, "the inspection is %s: its rows, problems and measures are final", state);
+  return ST_OK;
+}
+
+static status before_create(struct call *c) {
+  json_t *batch = json_object_get(c->body, "batch_id"), *checklist = json_object_get(c->body, "checklist_id");
+  if (!json_is_integer(batch) || !checklist)
+    return ST_OK;
+  struct num b = num(json_integer_value(batch));
+  const char *params[] = {b.s};
+  PGresult *r;
+  status s = db_row(c->db, &r, "SELECT checklist_id FROM batches WHERE id = $1", 1, params);
+  if (s == ST_NOT_FOUND)
+    return invalid(c, "/batch_id", "no such batch");
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  int same = strtoll(PQgetvalue(r, 0, 0), NULL, 10) == json_integer_value(checklist);
+  PQclear(r);
+  return same ? ST_OK : invalid(c, "/checklist_id", "differs from the checklist of the batch");
+}
+
+static status before_change(struct call *c, int deleting) {
+  char state[16];
+  status s = state_of(c, c->id, state, sizeof state);
+  if (s != ST_OK)
+    return s;
+  if (deleting && strcmp(state, "draft"))
+    return bad_transition(c, "delete", state);
+  if (!deleting && strcmp(state, "draft") && strcmp(state, "in_progress"))
+    return fail(c, ST_FROZEN, "the inspection is %s and can no longer be changed", state);
+  return ST_OK;
+}
+
+const struct resource INSPECTIONS = {
+  .name = "inspection",
+  .collection = "/api/v1/inspections",
+  .create_fields = CREATE,
+  .patch_fields = PATCH,
+  .sql_get = "SELECT i.version, " JSON_OF_I FROM_I " WHERE i.id = $1",
+  .sql_lock = "SELECT version FROM inspections WHERE id = $1 FOR UPDATE",
+  /* The inspection and one item per task of its checklist, with the task's material
+   * departments, in one statement. */
+  .sql_insert =
+      "WITH j AS (SELECT $1::jsonb AS b),"
+      " cl AS (SELECT coalesce((b->>'checklist_id')::bigint,"
+      "   (SELECT checklist_id FROM batches WHERE id = (b->>'batch_id')::bigint),"
+      "   (SELECT id FROM checklists WHERE code = 'default' ORDER BY version DESC LIMIT 1)) AS id FROM j),"
+      " ins AS (INSERT INTO inspections (title, checklist_id, batch_id, target_department_id,"
+      "   inspected_on, inspectors, created_by)"
+      "   SELECT b->>'title', cl.id, (b->>'batch_id')::bigint, (b->>'target_department_id')::bigint,"
+      "     (b->>'inspected_on')::date, ARRAY(SELECT jsonb_array_elements_text(b->'inspectors')), $2::bigint"
+      "   FROM j, cl RETURNING id, checklist_id),"
+      " it AS (INSERT INTO items (inspection_id, task_id, seq)"
+      "   SELECT ins.id, t.id, t.seq FROM ins JOIN tasks t ON t.checklist_id = ins.checklist_id"
+      "   RETURNING id, task_id),"
+      " im AS (INSERT INTO item_material_departments (item_id, department_id, position)"
+      "   SELECT it.id, m.department_id, m.position FROM it JOIN task_material_departments m ON m.task_id = it.task_id)"
+      " SELECT id FROM ins",
+  .sql_update =
+      "UPDATE inspections SET"
+      " title = coalesce(b->>'title', title),"
+      " target_department_id = coalesce((b->>'target_department_id')::bigint, target_department_id),"
+      " inspected_on = coalesce((b->>'inspected_on')::date, inspected_on),"
+      " inspectors = CASE WHEN b ? 'inspectors' THEN ARRAY(SELECT jsonb_array_elements_text(b->'inspectors')) ELSE inspectors END,"
+      " batch_id = CASE WHEN b ? 'batch_id' THEN (b->>'batch_id')::bigint ELSE batch_id END,"
+      " updated_at = now(), version = version + 1"
+      " FROM (SELECT $2::jsonb AS b) s WHERE id = $1",
+  .sql_delete = "DELETE FROM inspections WHERE id = $1",
+  .list = {
+    .sql_page = "SELECT i.id, " JSON_OF_I FROM_I FILTER_I
+                " AND ($7::bigint IS NULL OR i.id < $7) ORDER BY i.id DESC LIMIT $8",
+    .sql_count = "SELECT count(*) FROM inspections i" FILTER_I,
+  },
+  .before_create = before_create,
+  .before_change = before_change,
+};
+
+/* Locks the inspection, checks If-Match (optional here) and that it is in state from. */
+static status lock_for(struct call *c, const char *action, const char *from) {
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = db_row(c->db, &r, "SELECT version, status FROM inspections WHERE id = $1 FOR UPDATE", 1, params);
+  if (s != ST_OK)
+    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
+  long version = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+  char state[16];
+  snprintf(state, sizeof state, "%s", PQgetvalue(r, 0, 1));
+  PQclear(r);
+  if (c->if_match && !etag_matches(c->if_match, version))
+    return fail(c, ST_PRECONDITION_FAILED, "the inspection has changed since you read it");
+  if (strcmp(state, from))
+    return bad_transition(c, action, state);
+  if (json_object_size(c->body))
+    return invalid(c, "", "this action takes no fields");
+  return ST_OK;
+}
+
+status inspection_start(struct call *c) {
+  status s = lock_for(c, "start", "draft");
+  if (s != ST_OK)
+    return s;
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  s = db_exec(c->db, NULL,
+              "UPDATE inspections SET status = 'in_progress', updated_at = now(), version = version + 1"
+              " WHERE id = $1", 1, params);
+  return s == ST_OK ? resource_load(c, &INSPECTIONS, c->id) : resource_db_failure(c, s);
+}
+
+static const char *SQL_MISSING_DEADLINES =
+    "SELECT r.id FROM rectifications r JOIN problems p ON p.id = r.problem_id"
+    " JOIN items it ON it.id = p.item_id WHERE it.inspection_id = $1 AND r.deadline IS NULL ORDER BY r.id";
+
+/* Submitted findings are final; with no rectification to track the inspection closes at once. */
+static const char *SQL_SUBMIT =
+    "UPDATE inspections i SET submitted_at = now(), updated_at = now(), version = version + 1,"
+    " status = CASE WHEN x.n > 0 THEN 'submitted' ELSE 'closed' END,"
+    " closed_at = CASE WHEN x.n > 0 THEN NULL ELSE now() END"
+    " FROM (SELECT count(*) AS n FROM rectifications r JOIN problems p ON p.id = r.problem_id"
+    "       JOIN items it ON it.id = p.item_id WHERE it.inspection_id = $1) x"
+    " WHERE i.id = $1";
+
+status inspection_submit(struct call *c) {
+  status s = lock_for(c, "submit", "in_progress");
+  if (s != ST_OK)
+    return s;
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  if ((s = db_exec(c->db, &r, SQL_MISSING_DEADLINES, 1, params)) != ST_OK)
+    return resource_db_failure(c, s);
+  for (int i = 0; i < PQntuples(r); i++) {
+    char ptr[64];
+    snprintf(ptr, sizeof ptr, "/rectifications/%s/deadline", PQgetvalue(r, i, 0));
+    errors_add(c->errors, ptr, "every rectification needs a deadline before the inspection is submitted");
+  }
+  int missing = PQntuples(r);
+  PQclear(r);
+  if (missing)
+    return fail(c, ST_CONFLICT, "%d rectification%s no deadline yet; see errors", missing,
+                missing == 1 ? " has" : "s have");
+  if ((s = db_exec(c->db, NULL, SQL_SUBMIT, 1, params)) != ST_OK)
+    return resource_db_failure(c, s);
+  return resource_load(c, &INSPECTIONS, c->id);
+}
+
+/* The seed's seven columns, one row per item, in one query. */
+static const char *SQL_FORM =
+    "SELECT json_build_object("
+    " 'inspection', json_build_object('id', i.id, 'title', i.title,"
+    "   'target_department', json_build_object('id', d.id, 'name', d.name),"
+    "   'inspected_on', i.inspected_on, 'status', i.status),"
+    " 'rows', coalesce((SELECT json_agg(json_build_object("
+    "   'item_id', it.id, 'seq', it.seq, 'task', json_build_object('id', t.id, 'content', t.content),"
+    "   'completion', it.completion,"
+    "   'material_departments', coalesce((SELECT json_agg(json_build_object('id', md.id, 'name', md.name)"
+    "      ORDER BY m.position) FROM item_material_departments m JOIN departments md ON md.id = m.department_id"
+    "      WHERE m.item_id = it.id), '[]'),"
+    "   'problems', coalesce((SELECT json_agg(json_build_object('id', p.id, 'ordinal', p.ordinal,"
+    "      'description', p.description,"
+    "      'rectifications', coalesce((SELECT json_agg(json_build_object('id', r.id, 'ordinal', r.ordinal,"
+    "         'measure', r.measure,"
+    "         'responsible_department', json_build_object('id', rd.id, 'name', rd.name),"
+    "         'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status))"
+    "         ORDER BY r.ordinal) FROM rectifications r JOIN departments rd ON rd.id = r.responsible_department_id"
+    "         WHERE r.problem_id = p.id), '[]'))"
+    "      ORDER BY p.ordinal) FROM problems p WHERE p.item_id = it.id), '[]'))"
+    "   ORDER BY it.seq) FROM items it JOIN tasks t ON t.id = it.task_id WHERE it.inspection_id = i.id), '[]'))"
+    " FROM inspections i JOIN departments d ON d.id = i.target_department_id WHERE i.id = $1";
+
+status inspection_form(struct call *c) {
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = db_row(c->db, &r, SQL_FORM, 1, params);
+  if (s != ST_OK)
+    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
+  c->result = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+  PQclear(r);
+  return c->result ? ST_OK : fail(c, ST_INTERNAL, "could not read the form");
+}

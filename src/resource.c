@@ -1,0 +1,187 @@
+#include "resource.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Constraints the schema names, and what they mean for the client. */
+static const struct {
+  const char *constraint;
+  status st;
+  const char *pointer;
+  const char *message;
+} KNOWN[] = {
+  {"departments_parent_id_fkey", ST_INVALID, "/parent_id", "no such department"},
+  {"departments_no_cycle", ST_INVALID, "/parent_id", "would make the department its own ancestor"},
+  {"departments_not_own_parent", ST_INVALID, "/parent_id", "would make the department its own ancestor"},
+  {"departments_name_key", ST_CONFLICT, "/name", "a department with this name already exists under this parent"},
+  {"checklists_code_version_key", ST_CONFLICT, "/code", "this checklist version exists already; try again"},
+  {"task_material_departments_department_id_fkey", ST_INVALID, "/tasks", "names a department that does not exist"},
+  {"batches_checklist_id_fkey", ST_INVALID, "/checklist_id", "no such checklist"},
+  {"inspections_checklist_id_fkey", ST_INVALID, "/checklist_id", "no such checklist"},
+  {"inspections_batch_id_fkey", ST_INVALID, "/batch_id", "no such batch"},
+  {"inspections_target_department_id_fkey", ST_INVALID, "/target_department_id", "no such department"},
+  {"item_material_departments_department_id_fkey", ST_INVALID, "/material_department_ids", "names a department that does not exist"},
+  {"rectifications_responsible_department_id_fkey", ST_INVALID, "/responsible_department_id", "no such department"},
+  {"users_department_id_fkey", ST_INVALID, "/department_id", "no such department"},
+};
+
+status resource_db_failure(struct call *c, status s) {
+  const struct db_error *e = db_last_error(c->db);
+  if (s != ST_INVALID && s != ST_CONFLICT)
+    return s == ST_UNAVAILABLE ? fail(c, s, "the database is unavailable; try again shortly") : s;
+  for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++)
+    if (!strcmp(e->constraint, KNOWN[i].constraint)) {
+      if (KNOWN[i].st == ST_INVALID)
+        return invalid(c, KNOWN[i].pointer, KNOWN[i].message);
+      return fail(c, KNOWN[i].st, "%s", KNOWN[i].message);
+    }
+  if (!strcmp(e->sqlstate, "23503"))
+    return fail(c, ST_REFERENCED, "other records still refer to it");
+  if (s == ST_CONFLICT)
+    return fail(c, s, "the change conflicts with another one; try again");
+  return fail(c, ST_INVALID, "the database refused the values: %s", e->message);
+}
+
+static const struct resource *res_of(const struct call *c) { return c->route->resource; }
+
+status resource_load(struct call *c, const struct resource *r, int64_t id) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  PGresult *res;
+  status s = db_row(c->db, &res, r->sql_get, 1, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such %s", r->name);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  json_error_t err;
+  json_decref(c->result);
+  c->result = json_loads(PQgetvalue(res, 0, 1), 0, &err);
+  c->etag = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return c->result ? ST_OK : fail(c, ST_INTERNAL, "could not read the %s", r->name);
+}
+
+status res_get(struct call *c) { return resource_load(c, res_of(c), c->id); }
+
+status res_list(struct call *c) {
+  const struct resource *r = res_of(c);
+  const struct list_def *l = &r->list;
+  const char *params[QUERY_MAX + 3];
+  int n = 0;
+  struct num parent = num(c->id), cursor = num(c->query.cursor), limit = num(c->query.limit + 1);
+  PGresult *res = NULL;
+  status s;
+  if (l->sql_parent) {
+    params[n++] = parent.s;
+    s = db_row(c->db, &res, l->sql_parent, 1, params);
+    PQclear(res);
+    if (s != ST_OK)
+      return s == ST_NOT_FOUND ? fail(c, s, "no such record") : resource_db_failure(c, s);
+  }
+  for (int i = 0; c->route->query && c->route->query[i].name; i++)
+    params[n++] = c->query.values[i];
+  int nfilters = n;
+  params[n++] = c->query.has_cursor ? cursor.s : NULL;
+  params[n++] = limit.s;
+  if ((s = db_exec(c->db, &res, l->sql_page, n, params)) != ST_OK)
+    return resource_db_failure(c, s);
+  json_t *data = json_array();
+  int rows = PQntuples(res);
+  for (int i = 0; i < rows && i < c->query.limit; i++) {
+    json_t *item = json_loads(PQgetvalue(res, i, 1), 0, NULL);
+    if (item)
+      json_array_append_new(data, item);
+  }
+  c->result = json_pack("{s:o}", "data", data);
+  if (rows > c->query.limit) {
+    char *next = cursor_encode(strtoll(PQgetvalue(res, (int)c->query.limit - 1, 0), NULL, 10));
+    snprintf(c->link_next, sizeof c->link_next, "%s", next);
+    json_object_set_new(c->result, "next_cursor", json_string(next));
+    free(next);
+  } else {
+    json_object_set_new(c->result, "next_cursor", json_null());
+  }
+  PQclear(res);
+  if (c->query.include_total) {
+    if ((s = db_row(c->db, &res, l->sql_count, nfilters, params)) != ST_OK)
+      return resource_db_failure(c, s);
+    json_object_set_new(c->result, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    PQclear(res);
+  }
+  return ST_OK;
+}
+
+status res_create(struct call *c) {
+  const struct resource *r = res_of(c);
+  status s;
+  if (validate_body(c->body, r->create_fields, 1, c->errors))
+    return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
+  if (r->before_create && (s = r->before_create(c)) != ST_OK)
+    return s;
+  char *body = json_dumps(c->body, JSON_COMPACT);
+  struct num parent = num(c->id), user = num(c->who.user_id);
+  const char *params[] = {parent.s, body, user.s};
+  int skip = c->id ? 0 : 1; /* top-level resources have no parent parameter */
+  PGresult *res;
+  s = db_row(c->db, &res, r->sql_insert, 3 - skip, params + skip);
+  free(body);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  snprintf(c->location, sizeof c->location, "%s/%lld", r->collection, (long long)id);
+  return resource_load(c, r, id);
+}
+
+/* Locks the row and checks If-Match: ST_NOT_FOUND, ST_PRECONDITION_FAILED or ST_OK. */
+static status lock_checked(struct call *c, const struct resource *r) {
+  struct num id = num(c->id);
+  const char *params[] = {id.s};
+  PGresult *res;
+  status s = db_row(c->db, &res, r->sql_lock, 1, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such %s", r->name);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  long version = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  if (c->if_match && !etag_matches(c->if_match, version))
+    return fail(c, ST_PRECONDITION_FAILED, "the %s has changed since you read it (ETag \"%ld\")", r->name, version);
+  return ST_OK;
+}
+
+status res_patch(struct call *c) {
+  const struct resource *r = res_of(c);
+  status s;
+  if (validate_body(c->body, r->patch_fields, 0, c->errors))
+    return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
+  if ((s = lock_checked(c, r)) != ST_OK)
+    return s;
+  if (r->before_change && (s = r->before_change(c, 0)) != ST_OK)
+    return s;
+  if (json_object_size(c->body)) {
+    char *body = json_dumps(c->body, JSON_COMPACT);
+    struct num id = num(c->id);
+    const char *params[] = {id.s, body};
+    s = db_exec(c->db, NULL, r->sql_update, 2, params);
+    free(body);
+    if (s != ST_OK)
+      return resource_db_failure(c, s);
+  }
+  return resource_load(c, r, c->id);
+}
+
+status res_delete(struct call *c) {
+  const struct resource *r = res_of(c);
+  status s;
+  if ((s = lock_checked(c, r)) != ST_OK)
+    return s;
+  if (r->before_change && (s = r->before_change(c, 1)) != ST_OK)
+    return s;
+  struct num id = num(c->id);
+  const char *params[] = {id.s};
+  s = db_exec(c->db, NULL, r->sql_delete, 1, params);
+  if (s == ST_INVALID && !strcmp(db_last_error(c->db)->sqlstate, "23503"))
+    return fail(c, ST_REFERENCED, "the %s is still referenced by other records", r->name);
+  return s == ST_OK ? ST_OK : resource_db_failure(c, s);
+}

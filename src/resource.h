@@ -1,0 +1,44 @@
+/* Generic handlers for the plain shape of a resource (get, list, create, patch, delete); each
+ * resource module supplies its fields, its SQL and its rules as a struct resource. */
+#ifndef DUCHA_RESOURCE_H
+#define DUCHA_RESOURCE_H
+
+#include "api.h"
+#include "validate.h"
+
+struct list_def {
+  const char *sql_parent; /* nested lists: $1 parent id -> a row when the parent exists */
+  const char *sql_page;   /* filters..., then cursor, then limit -> rows (key, json) */
+  const char *sql_count;  /* filters... -> count */
+};
+
+struct resource {
+  const char *name;              /* for messages: "department" */
+  const char *collection;        /* Location prefix: "/api/v1/departments" */
+  const struct field *create_fields;
+  const struct field *patch_fields;
+  const char *sql_get;           /* $1 id -> (version, json) */
+  const char *sql_lock;          /* $1 id -> (version), locking the row */
+  const char *sql_insert;        /* [$1 parent id, for nested resources], body, user id -> (id) */
+  const char *sql_update;        /* $1 id, $2 body: applies a validated merge patch */
+  const char *sql_delete;        /* $1 id */
+  struct list_def list;          /* for nested lists $1 is the parent id */
+  /* Rules (optional): before the insert (c->id is the parent id), and before a patch or delete
+   * once the row is locked and If-Match checked. */
+  status (*before_create)(struct call *c);
+  status (*before_change)(struct call *c, int deleting);
+};
+
+/* Maps a database failure to a status with a pointer to the field when the constraint is known. */
+status resource_db_failure(struct call *c, status s);
+
+/* Loads the resource's representation into c->result and c->etag. */
+status resource_load(struct call *c, const struct resource *r, int64_t id);
+
+status res_get(struct call *c);
+status res_list(struct call *c);
+status res_create(struct call *c);
+status res_patch(struct call *c);
+status res_delete(struct call *c);
+
+#endif

@@ -1,0 +1,32 @@
+/* The resources of the API: their definitions for the generic handlers, their filters, and the
+ * handlers that go beyond the plain shape. One .c file per resource. */
+#ifndef DUCHA_RESOURCES_H
+#define DUCHA_RESOURCES_H
+
+#include "resource.h"
+
+extern const struct resource DEPARTMENTS, CHECKLISTS, TASKS, BATCHES, INSPECTIONS, ITEMS, PROBLEMS,
+    RECTIFICATIONS;
+extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILTERS[],
+    INSPECTION_FILTERS[], ITEM_FILTERS[];
+
+status checklist_create(struct call *c);
+/* Inserts a checklist version with its tasks from {code, title, tasks: [{content,
+ * material_department_ids, source_truncated}]}; *id receives the new checklist's id. */
+status checklist_insert(db_conn *db, const json_t *checklist, int64_t *id) __attribute__((warn_unused_result));
+
+status inspection_start(struct call *c);
+status inspection_submit(struct call *c);
+status inspection_form(struct call *c);
+/* ST_FROZEN unless the inspection that sql finds from $1 = id is draft or in_progress; locks it
+ * against a concurrent submit for the rest of the transaction. */
+status inspection_editable(struct call *c, const char *sql, int64_t id);
+
+status health_live(struct call *c);
+status health_ready(struct call *c);
+status openapi_document(struct call *c);
+/* Reads the contract served at /openapi.yaml; -1 when the file cannot be read. */
+int openapi_load(const char *path);
+void openapi_unload(void);
+
+#endif

@@ -1,0 +1,63 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "query.h"
+#include "tap.h"
+
+static const char *const STATUSES[] = {"draft", "in_progress", NULL};
+static const struct qparam SPEC[] = {
+  {"status", Q_ENUMS, STATUSES},
+  {"batch_id", Q_ID, NULL},
+  {"q", Q_TEXT, NULL},
+  {"from", Q_DATE, NULL},
+  {0},
+};
+
+static status parse(const char *raw, struct query *q, size_t *nerrors) {
+  json_t *errors = json_array();
+  status s = query_parse(raw, SPEC, 1, q, errors);
+  *nerrors = json_array_size(errors);
+  json_decref(errors);
+  return s;
+}
+
+int main(void) {
+  struct query q;
+  size_t n;
+  ok(parse(NULL, &q, &n) == ST_OK && q.limit == 50 && !q.has_cursor, "defaults");
+  query_free(&q);
+  ok(parse("status=draft,in_progress&batch_id=7&q=%E7%9D%A3%E5%AF%9F&limit=200&include_total=true", &q, &n) == ST_OK &&
+         !strcmp(q.values[0], "{draft,in_progress}") && !strcmp(q.values[1], "7") && !strcmp(q.values[2], "督察") &&
+         q.limit == 200 && q.include_total,
+     "filters decoded");
+  query_free(&q);
+  ok(parse("limit=0", &q, &n) == ST_BAD_QUERY, "limit 0");
+  query_free(&q);
+  ok(parse("limit=201", &q, &n) == ST_BAD_QUERY, "limit 201");
+  query_free(&q);
+  ok(parse("limit=+5", &q, &n) == ST_BAD_QUERY, "limit +5");
+  query_free(&q);
+  ok(parse("nope=1&batch_id=x&status=closed", &q, &n) == ST_BAD_QUERY && n == 3, "every problem reported");
+  query_free(&q);
+  ok(parse("batch_id=1&batch_id=2", &q, &n) == ST_BAD_QUERY && n == 1, "repeated parameter");
+  query_free(&q);
+  ok(parse("q=%FF", &q, &n) == ST_BAD_QUERY, "invalid UTF-8 refused");
+  query_free(&q);
+  ok(parse("q=%2", &q, &n) == ST_BAD_QUERY, "broken escape refused");
+  query_free(&q);
+  ok(parse("from=2026-02-30", &q, &n) == ST_BAD_QUERY, "impossible date");
+  query_free(&q);
+  char *c = cursor_encode(12345);
+  int64_t key = 0;
+  ok(cursor_decode(c, &key) && key == 12345, "cursor round trip (%s)", c);
+  char *tampered = strdup(c);
+  tampered[strlen(tampered) - 1] = tampered[strlen(tampered) - 1] == 'A' ? 'B' : 'A';
+  ok(!cursor_decode(tampered, &key) && !cursor_decode("", &key) && !cursor_decode("!!", &key),
+     "foreign cursors refused");
+  free(c);
+  free(tampered);
+  ok(etag_matches("\"3\"", 3) && etag_matches("*", 9) && etag_matches("\"1\", \"3\"", 3) &&
+         !etag_matches("\"4\"", 3) && !etag_matches("W/\"3\"", 3),
+     "If-Match matching");
+  return done_testing();
+}
