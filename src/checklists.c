@@ -36,13 +36,11 @@ const struct qparam CHECKLIST_FILTERS[] = {
 static status unused(struct call *c, int deleting) {
   struct num id = num(c->id);
   const char *params[] = {id.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, "SELECT " IN_USE_C " FROM checklists c WHERE c.id = $1", 1, params);
+  char used[8];
+  status s = db_value(c->db, used, sizeof used, "SELECT " IN_USE_C " FROM checklists c WHERE c.id = $1", 1, params);
   if (s != ST_OK)
     return resource_db_failure(c, s);
-  int used = !strcmp(PQgetvalue(r, 0, 0), "t");
-  PQclear(r);
-  if (used)
+  if (!strcmp(used, "t"))
     return fail(c, ST_CONFLICT, "this checklist version is in use and cannot be %s; create a new version",
                 deleting ? "deleted" : "changed");
   return ST_OK;

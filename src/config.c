@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "validate.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,24 +122,7 @@ void config_usage(FILE *out) {
 }
 
 int config_cors_allows(const struct config *cfg, const char *origin) {
-  size_t n = strlen(origin);
-  const char *p = cfg->cors_origins;
-  if (!n)
-    return 0;
-  while (*p) {
-    while (*p == ' ' || *p == ',')
-      p++;
-    const char *end = p;
-    while (*end && *end != ',')
-      end++;
-    const char *last = end;
-    while (last > p && last[-1] == ' ')
-      last--;
-    if ((size_t)(last - p) == n && !memcmp(p, origin, n))
-      return 1;
-    p = end;
-  }
-  return 0;
+  return list_has(cfg->cors_origins, origin);
 }
 
 void config_resolve_path(const char *path, char *out, size_t size) {

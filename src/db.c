@@ -241,6 +241,16 @@ status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const ch
   return s;
 }
 
+status db_value(db_conn *c, char *out, size_t size, const char *sql, int nparams, const char *const *params) {
+  PGresult *r;
+  status s = db_row(c, &r, sql, nparams, params);
+  if (s == ST_OK) {
+    snprintf(out, size, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  return s;
+}
+
 status db_begin(db_conn *c) { return db_exec(c, NULL, "BEGIN", 0, NULL); }
 
 status db_commit(db_conn *c) { return db_exec(c, NULL, "COMMIT", 0, NULL); }

@@ -5,6 +5,7 @@
 #define DUCHA_DB_H
 
 #include <libpq-fe.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "status.h"
@@ -38,6 +39,9 @@ status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const c
     __attribute__((warn_unused_result));
 /* Like db_exec for a statement that returns rows: ST_NOT_FOUND when it returned none. */
 status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params)
+    __attribute__((warn_unused_result));
+/* The first column of the one row sql returns, as text in out; ST_NOT_FOUND without a row. */
+status db_value(db_conn *c, char *out, size_t size, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));
 const struct db_error *db_last_error(const db_conn *c);
 

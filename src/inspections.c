@@ -68,17 +68,17 @@ static json_t *allowed_from(const char *state) {
   return json_array();
 }
 
-static status state_of(struct call *c, int64_t id, char *state, size_t size) {
+/* The state of the inspection that sql finds from $1 = id. */
+static status state_of(struct call *c, const char *sql, int64_t id, char *state, size_t size) {
   struct num n = num(id);
   const char *params[] = {n.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, "SELECT status FROM inspections WHERE id = $1", 1, params);
+  status s = db_value(c->db, state, size, sql, 1, params);
   if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
-  snprintf(state, size, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
+    return s == ST_NOT_FOUND ? fail(c, s, "no such record") : resource_db_failure(c, s);
   return ST_OK;
 }
+
+#define SQL_STATE "SELECT status FROM inspections WHERE id = $1"
 
 static status bad_transition(struct call *c, const char *action, const char *state) {
   c->allowed = allowed_from(state);
@@ -86,15 +86,10 @@ static status bad_transition(struct call *c, const char *action, const char *sta
 }
 
 status inspection_editable(struct call *c, const char *sql, int64_t id) {
-  struct num n = num(id);
-  const char *params[] = {n.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, sql, 1, params);
-  if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such record") : resource_db_failure(c, s);
   char state[16];
-  snprintf(state, sizeof state, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
+  status s = state_of(c, sql, id, state, sizeof state);
+  if (s != ST_OK)
+    return s;
   if (strcmp(state, "draft") && strcmp(state, "in_progress"))
     return fail(c, ST_FROZEN, "the inspection is %s: its rows, problems and measures are final", state);
   return ST_OK;
@@ -104,22 +99,21 @@ static status before_create(struct call *c) {
   json_t *batch = json_object_get(c->body, "batch_id"), *checklist = json_object_get(c->body, "checklist_id");
   if (!json_is_integer(batch) || !checklist)
     return ST_OK;
-  struct num b = num(json_integer_value(batch));
+  struct num b = num(json_integer_value(batch)), want = num(json_integer_value(checklist));
   const char *params[] = {b.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, "SELECT checklist_id FROM batches WHERE id = $1", 1, params);
+  char have[24];
+  status s = db_value(c->db, have, sizeof have, "SELECT checklist_id FROM batches WHERE id = $1", 1, params);
   if (s == ST_NOT_FOUND)
     return invalid(c, "/batch_id", "no such batch");
   if (s != ST_OK)
     return resource_db_failure(c, s);
-  int same = strtoll(PQgetvalue(r, 0, 0), NULL, 10) == json_integer_value(checklist);
-  PQclear(r);
+  int same = !strcmp(have, want.s);
   return same ? ST_OK : invalid(c, "/checklist_id", "differs from the checklist of the batch");
 }
 
 static status before_change(struct call *c, int deleting) {
   char state[16];
-  status s = state_of(c, c->id, state, sizeof state);
+  status s = state_of(c, SQL_STATE, c->id, state, sizeof state);
   if (s != ST_OK)
     return s;
   if (deleting && strcmp(state, "draft"))
@@ -175,18 +169,12 @@ const struct resource INSPECTIONS = {
 
 /* Locks the inspection, checks If-Match (optional here) and that it is in state from. */
 static status lock_for(struct call *c, const char *action, const char *from) {
-  struct num n = num(c->id);
-  const char *params[] = {n.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, "SELECT version, status FROM inspections WHERE id = $1 FOR UPDATE", 1, params);
-  if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
-  long version = strtol(PQgetvalue(r, 0, 0), NULL, 10);
   char state[16];
-  snprintf(state, sizeof state, "%s", PQgetvalue(r, 0, 1));
-  PQclear(r);
-  if (c->if_match && !etag_matches(c->if_match, version))
-    return fail(c, ST_PRECONDITION_FAILED, "the inspection has changed since you read it");
+  status s = resource_lock(c, &INSPECTIONS);
+  if (s == ST_OK)
+    s = state_of(c, SQL_STATE, c->id, state, sizeof state);
+  if (s != ST_OK)
+    return s;
   if (strcmp(state, from))
     return bad_transition(c, action, state);
   if (json_object_size(c->body))

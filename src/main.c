@@ -69,12 +69,10 @@ static int serve(const struct config *cfg) {
 
 static status find_user(db_conn *db, const char *username, int64_t *id) {
   const char *params[] = {username};
-  PGresult *r;
-  status s = db_row(db, &r, "SELECT id FROM users WHERE username = $1", 1, params);
-  if (s == ST_OK) {
-    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-  }
+  char text[24];
+  status s = db_value(db, text, sizeof text, "SELECT id FROM users WHERE username = $1", 1, params);
+  if (s == ST_OK)
+    *id = strtoll(text, NULL, 10);
   return s;
 }
 

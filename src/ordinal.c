@@ -7,12 +7,11 @@
 static status count_of(struct call *c, const struct ordinal_sql *o, int64_t parent, long *n) {
   struct num p = num(parent);
   const char *params[] = {p.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, o->count, 1, params);
+  char text[24];
+  status s = db_value(c->db, text, sizeof text, o->count, 1, params);
   if (s != ST_OK)
     return resource_db_failure(c, s);
-  *n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-  PQclear(r);
+  *n = strtol(text, NULL, 10);
   return ST_OK;
 }
 

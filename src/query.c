@@ -265,20 +265,6 @@ int cursor_decode(const char *text, int64_t *key) {
 
 int etag_matches(const char *if_match, long version) {
   char want[32];
-  size_t wlen = (size_t)snprintf(want, sizeof want, "\"%ld\"", version);
-  const char *p = if_match;
-  while (*p) {
-    while (*p == ' ' || *p == ',')
-      p++;
-    const char *end = p;
-    while (*end && *end != ',')
-      end++;
-    const char *last = end;
-    while (last > p && last[-1] == ' ')
-      last--;
-    if ((last - p == 1 && *p == '*') || ((size_t)(last - p) == wlen && !memcmp(p, want, wlen)))
-      return 1;
-    p = end;
-  }
-  return 0;
+  snprintf(want, sizeof want, "\"%ld\"", version);
+  return list_has(if_match, "*") || list_has(if_match, want);
 }

@@ -133,18 +133,16 @@ status res_create(struct call *c) {
   return resource_load(c, r, id);
 }
 
-/* Locks the row and checks If-Match: ST_NOT_FOUND, ST_PRECONDITION_FAILED or ST_OK. */
-static status lock_checked(struct call *c, const struct resource *r) {
+status resource_lock(struct call *c, const struct resource *r) {
   struct num id = num(c->id);
   const char *params[] = {id.s};
-  PGresult *res;
-  status s = db_row(c->db, &res, r->sql_lock, 1, params);
+  char text[24];
+  status s = db_value(c->db, text, sizeof text, r->sql_lock, 1, params);
   if (s == ST_NOT_FOUND)
     return fail(c, s, "no such %s", r->name);
   if (s != ST_OK)
     return resource_db_failure(c, s);
-  long version = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-  PQclear(res);
+  long version = strtol(text, NULL, 10);
   if (c->if_match && !etag_matches(c->if_match, version))
     return fail(c, ST_PRECONDITION_FAILED, "the %s has changed since you read it (ETag \"%ld\")", r->name, version);
   return ST_OK;
@@ -155,7 +153,7 @@ status res_patch(struct call *c) {
   status s;
   if (validate_body(c->body, r->patch_fields, 0, c->errors))
     return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
-  if ((s = lock_checked(c, r)) != ST_OK)
+  if ((s = resource_lock(c, r)) != ST_OK)
     return s;
   if (r->before_change && (s = r->before_change(c, 0)) != ST_OK)
     return s;
@@ -174,7 +172,7 @@ status res_patch(struct call *c) {
 status res_delete(struct call *c) {
   const struct resource *r = res_of(c);
   status s;
-  if ((s = lock_checked(c, r)) != ST_OK)
+  if ((s = resource_lock(c, r)) != ST_OK)
     return s;
   if (r->before_change && (s = r->before_change(c, 1)) != ST_OK)
     return s;

@@ -7,6 +7,27 @@ void errors_add(json_t *errors, const char *pointer, const char *message) {
   json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
 }
 
+int list_has(const char *list, const char *item) {
+  size_t n = strlen(item);
+  const char *p = list;
+  if (!n)
+    return 0;
+  while (*p) {
+    while (*p == ' ' || *p == ',')
+      p++;
+    const char *end = p;
+    while (*end && *end != ',')
+      end++;
+    const char *last = end;
+    while (last > p && last[-1] == ' ')
+      last--;
+    if ((size_t)(last - p) == n && !memcmp(p, item, n))
+      return 1;
+    p = end;
+  }
+  return 0;
+}
+
 size_t utf8_chars(const char *s) {
   size_t n = 0;
   for (; *s; s++)

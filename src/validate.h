@@ -43,6 +43,9 @@ size_t validate_body_at(const json_t *body, const struct field *spec, int creati
 /* Appends {pointer, message} to errors. */
 void errors_add(json_t *errors, const char *pointer, const char *message);
 
+/* 1 when the comma-separated list (spaces around entries ignored) has an entry equal to item. */
+int list_has(const char *list, const char *item);
+
 /* Number of characters of valid UTF-8 s. */
 size_t utf8_chars(const char *s);
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes. */
