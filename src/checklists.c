@@ -140,6 +140,14 @@ status checklist_create(struct call *c) {
       else
         validate_body_at(task, TASK, 1, ptr, c->errors);
     }
+  if (!json_array_size(c->errors))
+    json_array_foreach(tasks, i, task) {
+      char ptr[64];
+      snprintf(ptr, sizeof ptr, "/tasks/%zu/material_department_ids", i);
+      status s = departments_exist(c, json_object_get(task, "material_department_ids"), ptr);
+      if (s != ST_OK && s != ST_INVALID)
+        return s;
+    }
   if (json_array_size(c->errors))
     return fail(c, ST_INVALID, "the checklist has invalid fields; see errors");
   int64_t id;

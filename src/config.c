@@ -31,8 +31,8 @@ static const struct var VARS[] = {
    "client connections per address at most (0: no limit; behind a proxy all share one)"},
   {"DUCHA_IDLE_TIMEOUT", "30", NUM(idle_timeout, 1, 3600), "seconds before an idle connection closes"},
   {"DUCHA_BODY_LIMIT", "1048576", NUM(body_limit, 1024, 1073741824), "largest request body in bytes"},
-  {"DUCHA_STATEMENT_TIMEOUT", "5000", NUM(statement_timeout, 100, 600000),
-   "milliseconds a database statement may run"},
+  {"DUCHA_STATEMENT_TIMEOUT", "800", NUM(statement_timeout, 100, 600000),
+   "milliseconds a database statement may run; a database silent for longer answers 503"},
   {"DUCHA_CORS_ORIGINS", "", STR(cors_origins), 0, 0, "comma-separated origins allowed by CORS"},
   {"DUCHA_LOG_LEVEL", "info", K_LEVEL, offsetof(struct config, log_level), sizeof(((struct config *)0)->log_level),
    0, 0, "error, warning, info or debug"},
@@ -109,6 +109,14 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
         append(err, errlen, v->name, value, "is not HOST:PORT");
       break;
     }
+  }
+  if (strstr(cfg->timezone, "..") || cfg->timezone[0] == '/' || !*cfg->timezone) {
+    append(err, errlen, "DUCHA_TIMEZONE", cfg->timezone, "is not a time zone name");
+  } else {
+    char zone[128];
+    snprintf(zone, sizeof zone, "/usr/share/zoneinfo/%s", cfg->timezone);
+    if (access(zone, R_OK))
+      append(err, errlen, "DUCHA_TIMEZONE", cfg->timezone, "is not a time zone this machine knows");
   }
   if (!cfg->database_url[0])
     append(err, errlen, "DATABASE_URL", "", "is required");

@@ -10,12 +10,19 @@
 #include <time.h>
 #include <yder.h>
 
-#define CONNECT_DEADLINE_MS 800
+#define CONNECT_DEADLINE_MS 600
+#define PING_DEADLINE_MS 300
+#define PING_WHEN_IDLE_MS 1000
 #define RETRY_AFTER_FAILURE_MS 200
+#define PREPARED_MAX 256
 
 struct db_conn {
   PGconn *pg;
   int broken;
+  long long last_ok_ms;                  /* when the server last answered */
+  int deadline_ms;                       /* how long a statement's answer is awaited */
+  const char *prepared[PREPARED_MAX];    /* statements prepared on pg, by their (static) text */
+  int nprepared;
   struct db_error err;
 };
 
@@ -26,7 +33,8 @@ static struct {
   int size, nfree;
   pthread_mutex_t lock;
   pthread_cond_t available;
-  atomic_llong down_until_ms; /* after a failed connect, fail fast until then */
+  atomic_llong down_until_ms;   /* after a failure, fail fast until then */
+  atomic_llong suspect_since_ms; /* connections not heard from since then are pinged first */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .available = PTHREAD_COND_INITIALIZER};
 
 static long long now_ms(void) {
@@ -121,22 +129,48 @@ void db_pool_close(void) {
   pool.size = pool.nfree = 0;
 }
 
-/* Makes c usable: reconnects when it is broken or was never connected. */
+static void mark_down(void) {
+  long long now = now_ms();
+  atomic_store(&pool.down_until_ms, now + RETRY_AFTER_FAILURE_MS);
+  atomic_store(&pool.suspect_since_ms, now);
+}
+
+static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms);
+
+/* Makes c usable: pings it when it has been quiet (a database that hangs must not hang the
+ * request), and reconnects when it is broken or was never connected. */
 static status ensure_connected(db_conn *c) {
-  if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
-    return ST_OK;
-  if (now_ms() < atomic_load(&pool.down_until_ms))
+  long long now = now_ms();
+  if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
+    if (now - c->last_ok_ms < PING_WHEN_IDLE_MS && c->last_ok_ms > atomic_load(&pool.suspect_since_ms))
+      return ST_OK;
+    PGresult *r = run(c, "SELECT 1", 0, NULL, PING_DEADLINE_MS);
+    int alive = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (alive)
+      return ST_OK;
+    c->broken = 1;
+    mark_down();
+    y_log_message(Y_LOG_LEVEL_WARNING, "database did not answer a ping within %d ms", PING_DEADLINE_MS);
+    return ST_UNAVAILABLE;
+  }
+  if (now < atomic_load(&pool.down_until_ms))
     return ST_UNAVAILABLE;
   if (c->pg)
     PQfinish(c->pg);
   char why[256];
   c->pg = connect_with_deadline(pool.cfg, CONNECT_DEADLINE_MS, why, sizeof why);
   c->broken = 0;
+  c->nprepared = 0;
   if (!c->pg) {
-    atomic_store(&pool.down_until_ms, now_ms() + RETRY_AFTER_FAILURE_MS);
+    mark_down();
     y_log_message(Y_LOG_LEVEL_WARNING, "database unavailable: %s", why);
     return ST_UNAVAILABLE;
   }
+  c->last_ok_ms = now_ms();
+  /* A statement is awaited a little longer than the server lets it run: a database that
+   * hangs answers 503 as fast as a slow statement does. */
+  c->deadline_ms = (int)pool.cfg->statement_timeout + 100;
   return ST_OK;
 }
 
@@ -153,7 +187,7 @@ status db_acquire(db_conn **out) {
 void db_release(db_conn *c) {
   if (!c)
     return;
-  if (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+  if (c->pg && !c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
     db_rollback(c);
   pthread_mutex_lock(&pool.lock);
   pool.free_list[pool.nfree++] = c;
@@ -164,10 +198,17 @@ void db_release(db_conn *c) {
 db_conn *db_open(const struct config *cfg) {
   char why[256];
   db_conn *c = calloc(1, sizeof *c);
+  pool.cfg = pool.cfg ? pool.cfg : cfg;
   c->pg = connect_with_deadline(cfg, 10000, why, sizeof why);
   if (!c->pg) {
     fprintf(stderr, "ducha: cannot connect to the database: %s\n", why);
     free(c);
+    return NULL;
+  }
+  /* Command-line work (migrations, the seed) may take long: no statement timeout. */
+  c->deadline_ms = 24 * 3600 * 1000;
+  if (db_exec(c, NULL, "SET statement_timeout = 0", 0, NULL) != ST_OK) {
+    db_close(c);
     return NULL;
   }
   return c;
@@ -192,8 +233,11 @@ static status classify(db_conn *c, PGresult *r) {
   snprintf(c->err.constraint, sizeof c->err.constraint, "%s", constraint ? constraint : "");
   snprintf(c->err.message, sizeof c->err.message, "%s", msg ? msg : "");
   c->err.message[strcspn(c->err.message, "\n")] = '\0';
-  if (PQstatus(c->pg) != CONNECTION_OK || !state) {
+  if (c->broken || PQstatus(c->pg) != CONNECTION_OK || !state) {
     c->broken = 1;
+    if (pool.cfg)
+      mark_down();
+    snprintf(c->err.message, sizeof c->err.message, "the database did not answer in time or went away");
     return ST_UNAVAILABLE;
   }
   if (!strcmp(state, "23505") || !strcmp(state, "40001") || !strcmp(state, "40P01") ||
@@ -214,10 +258,60 @@ static status classify(db_conn *c, PGresult *r) {
   return ST_INTERNAL;
 }
 
+/* Waits for the results of what was sent, at most until deadline; NULL when it passed (the
+ * connection is then marked broken: a server that hangs is treated as gone). */
+static PGresult *wait_result(db_conn *c, long long deadline) {
+  PGresult *last = NULL, *r;
+  while (PQflush(c->pg) > 0 || PQisBusy(c->pg)) {
+    long long left = deadline - now_ms();
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN | (PQflush(c->pg) > 0 ? POLLOUT : 0)};
+    if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR)) {
+      c->broken = 1;
+      return NULL;
+    }
+    if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(c->pg))
+      break;
+  }
+  while ((r = PQgetResult(c->pg))) {
+    /* keep the first error, else the last result */
+    if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+      PQclear(r);
+      continue;
+    }
+    PQclear(last);
+    last = r;
+  }
+  c->last_ok_ms = now_ms();
+  return last;
+}
+
+/* Runs sql as a statement prepared once per connection (its text is a static constant, so its
+ * address names it): parsing and planning the big read queries is half their cost. */
+static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms) {
+  long long deadline = now_ms() + deadline_ms;
+  char name[16];
+  int slot = 0;
+  while (slot < c->nprepared && c->prepared[slot] != sql)
+    slot++;
+  snprintf(name, sizeof name, "s%d", slot);
+  if (slot == c->nprepared && slot < PREPARED_MAX && nparams > 0) {
+    if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
+      return NULL;
+    PGresult *r = wait_result(c, deadline);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      return r;
+    PQclear(r);
+    c->prepared[c->nprepared++] = sql;
+  }
+  int sent = slot < c->nprepared ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, 0)
+                                 : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+  return sent ? wait_result(c, deadline) : NULL;
+}
+
 status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
   if (res)
     *res = NULL;
-  PGresult *r = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+  PGresult *r = run(c, sql, nparams, params, c->deadline_ms);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
     if (res)
@@ -256,6 +350,6 @@ status db_begin(db_conn *c) { return db_exec(c, NULL, "BEGIN", 0, NULL); }
 status db_commit(db_conn *c) { return db_exec(c, NULL, "COMMIT", 0, NULL); }
 
 void db_rollback(db_conn *c) {
-  if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
-    PQclear(PQexec(c->pg, "ROLLBACK"));
+  if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
+    PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3));
 }

@@ -1,6 +1,8 @@
 /* 部门 / 单位: organisations, in a tree through parent_id. */
 #include "resources.h"
 
+#include <stdio.h>
+
 static const char *const KINDS[] = {"department", "group", NULL};
 
 static const struct field CREATE[] = {
@@ -55,3 +57,27 @@ const struct resource DEPARTMENTS = {
     .sql_count = "SELECT count(*) FROM departments d" FILTER_D,
   },
 };
+
+static const char *SQL_MISSING =
+    "SELECT e.ord - 1 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY e(v, ord)"
+    " WHERE NOT EXISTS (SELECT 1 FROM departments d WHERE d.id = e.v::bigint) ORDER BY e.ord";
+
+status departments_exist(struct call *c, const json_t *ids, const char *pointer) {
+  if (!json_array_size(ids))
+    return ST_OK;
+  char *text = json_dumps(ids, JSON_COMPACT);
+  const char *params[] = {text};
+  PGresult *r;
+  status s = db_exec(c->db, &r, SQL_MISSING, 1, params);
+  free(text);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  for (int i = 0; i < PQntuples(r); i++) {
+    char ptr[96];
+    snprintf(ptr, sizeof ptr, "%s/%s", pointer, PQgetvalue(r, i, 0));
+    errors_add(c->errors, ptr, "no such department");
+  }
+  s = PQntuples(r) ? ST_INVALID : ST_OK;
+  PQclear(r);
+  return s;
+}

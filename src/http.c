@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct ctx {
   long http_status;
   int have_db;
 };
+
+static atomic_int in_flight; /* requests between on_prepare and ctx_free */
 
 static long long now_us(void) {
   struct timespec ts;
@@ -70,6 +73,7 @@ static void ctx_free(void *p) {
   query_free(&c->query);
   free(x->path);
   free(x);
+  atomic_fetch_sub(&in_flight, 1);
 }
 
 /* ---- responses -------------------------------------------------------------------------- */
@@ -92,9 +96,11 @@ static void send_problem(struct _u_response *resp, struct ctx *x, status s) {
   struct call *c = &x->call;
   char type[80];
   snprintf(type, sizeof type, PROBLEM_URN "%s", t->slug);
+  const char *detail = c->detail[0]                 ? c->detail
+                       : json_array_size(c->errors) ? "see errors for what to correct"
+                                                    : t->title;
   json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", t->title, "status",
-                        t->http, "detail", c->detail[0] ? c->detail : t->title, "request_id",
-                        x->request_id);
+                        t->http, "detail", detail, "request_id", x->request_id);
   if (x->path)
     json_object_set_new(p, "instance", json_string(x->path));
   if (json_array_size(c->errors))
@@ -177,6 +183,7 @@ static void request_id_of(const struct _u_request *req, char *out, size_t size) 
 static int on_prepare(const struct _u_request *req, struct _u_response *resp, void *cls) {
   const struct config *cfg = cls;
   struct ctx *x = calloc(1, sizeof *x);
+  atomic_fetch_add(&in_flight, 1);
   x->cfg = cfg;
   x->call.cfg = cfg;
   x->call.errors = json_array();
@@ -290,8 +297,10 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
                                                 : "application/json");
       json_error_t err;
       c->body = json_loadb(req->binary_body, req->binary_body_length, JSON_REJECT_DUPLICATES, &err);
-      if (!c->body)
+      if (!c->body) {
+        errors_add(c->errors, "", err.text);
         return fail(c, ST_MALFORMED, "line %d, column %d: %s", err.line, err.column, err.text);
+      }
       if (!json_is_object(c->body))
         return invalid(c, "", "the body must be a JSON object");
     }
@@ -467,16 +476,13 @@ int http_serve(const struct config *cfg) {
   sigaddset(&set, SIGTERM);
   sigwait(&set, &sig);
   y_log_message(Y_LOG_LEVEL_INFO, "stopping: finishing the requests in flight");
-  /* Stop accepting, let the open connections finish (at most 10 s), then stop. */
+  /* Stop accepting, let the requests in flight finish (at most 10 s), then stop; idle
+   * keep-alive connections are simply closed. */
   MHD_socket listener = MHD_quiesce_daemon(inst.mhd_daemon);
   if (listener != MHD_INVALID_SOCKET)
     close(listener);
-  for (int i = 0; i < 100; i++) {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(inst.mhd_daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    if (!info || info->num_connections == 0)
-      break;
-    usleep(100000);
-  }
+  for (int i = 0; i < 1000 && atomic_load(&in_flight) > 0; i++)
+    usleep(10000);
   ulfius_stop_framework(&inst);
   rc = 0;
 out:

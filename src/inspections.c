@@ -120,7 +120,20 @@ static status before_change(struct call *c, int deleting) {
     return bad_transition(c, "delete", state);
   if (!deleting && strcmp(state, "draft") && strcmp(state, "in_progress"))
     return fail(c, ST_FROZEN, "the inspection is %s and can no longer be changed", state);
-  return ST_OK;
+  json_t *batch = json_object_get(c->body, "batch_id");
+  if (deleting || !json_is_integer(batch))
+    return ST_OK;
+  struct num b = num(json_integer_value(batch)), id = num(c->id);
+  const char *params[] = {b.s, id.s};
+  char same[8];
+  s = db_value(c->db, same, sizeof same,
+               "SELECT b.checklist_id = i.checklist_id FROM batches b, inspections i WHERE b.id = $1 AND i.id = $2",
+               2, params);
+  if (s == ST_NOT_FOUND)
+    return invalid(c, "/batch_id", "no such batch");
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  return strcmp(same, "t") ? invalid(c, "/batch_id", "the batch is over another checklist version") : ST_OK;
 }
 
 const struct resource INSPECTIONS = {
@@ -177,8 +190,9 @@ static status lock_for(struct call *c, const char *action, const char *from) {
     return s;
   if (strcmp(state, from))
     return bad_transition(c, action, state);
-  if (json_object_size(c->body))
-    return invalid(c, "", "this action takes no fields");
+  static const struct field NONE[] = {{0}};
+  if (validate_body(c->body, NONE, 0, c->errors))
+    return fail(c, ST_INVALID, "this action takes no fields");
   return ST_OK;
 }
 

@@ -30,9 +30,12 @@ const struct qparam ITEM_FILTERS[] = {
 
 static status before_change(struct call *c, int deleting) {
   (void)deleting;
-  return inspection_editable(c,
-                             "SELECT i.status FROM items it JOIN inspections i ON i.id = it.inspection_id"
-                             " WHERE it.id = $1 FOR SHARE OF i", c->id);
+  status s = inspection_editable(c,
+                                 "SELECT i.status FROM items it JOIN inspections i ON i.id = it.inspection_id"
+                                 " WHERE it.id = $1 FOR SHARE OF i", c->id);
+  return s == ST_OK ? departments_exist(c, json_object_get(c->body, "material_department_ids"),
+                                        "/material_department_ids")
+                    : s;
 }
 
 const struct resource ITEMS = {

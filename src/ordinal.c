@@ -31,7 +31,14 @@ static status out_of_range(struct call *c, long most) {
 
 status ordinal_for_create(struct call *c, const struct ordinal_sql *o, int64_t parent) {
   long n = 0;
-  status s = count_of(c, o, parent, &n);
+  struct num p = num(parent);
+  const char *params[] = {p.s};
+  char found[8];
+  status s = db_value(c->db, found, sizeof found, o->lock, 1, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such record");
+  if (s == ST_OK)
+    s = count_of(c, o, parent, &n);
   if (s != ST_OK)
     return s;
   json_t *given = json_object_get(c->body, "ordinal");

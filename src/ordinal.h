@@ -6,6 +6,7 @@
 #include "api.h"
 
 struct ordinal_sql {
+  const char *lock;      /* $1 parent id -> a row, locking the parent against concurrent moves */
   const char *count;     /* $1 parent id -> how many entries */
   const char *position;  /* $1 entry id -> (parent id, ordinal) */
   const char *shift;     /* $1 parent, $2 from, $3 to, $4 delta, $5 id left alone */

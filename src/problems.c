@@ -14,6 +14,7 @@ static const struct field PATCH[] = {
 };
 
 static const struct ordinal_sql ORDINALS = {
+  .lock = "SELECT 1 FROM items WHERE id = $1 FOR UPDATE",
   .count = "SELECT count(*) FROM problems WHERE item_id = $1",
   .position = "SELECT item_id, ordinal FROM problems WHERE id = $1",
   .shift = "UPDATE problems SET ordinal = ordinal + $4::int, version = version + 1, updated_at = now()"
@@ -28,10 +29,11 @@ static const struct ordinal_sql ORDINALS = {
 #define FROM_P " FROM problems p JOIN items it ON it.id = p.item_id"
 
 static status before_create(struct call *c) {
-  status s = inspection_editable(c,
-                                 "SELECT i.status FROM items it JOIN inspections i ON i.id = it.inspection_id"
-                                 " WHERE it.id = $1 FOR SHARE OF i", c->id);
-  return s == ST_OK ? ordinal_for_create(c, &ORDINALS, c->id) : s;
+  status s = ordinal_for_create(c, &ORDINALS, c->id);
+  return s == ST_OK ? inspection_editable(c,
+                                          "SELECT i.status FROM items it JOIN inspections i ON i.id = it.inspection_id"
+                                          " WHERE it.id = $1 FOR SHARE OF i", c->id)
+                    : s;
 }
 
 static status before_change(struct call *c, int deleting) {
@@ -48,7 +50,9 @@ const struct resource PROBLEMS = {
   .create_fields = CREATE,
   .patch_fields = PATCH,
   .sql_get = "SELECT p.version, " JSON_OF_P FROM_P " WHERE p.id = $1",
-  .sql_lock = "SELECT version FROM problems WHERE id = $1 FOR UPDATE",
+  /* The item first, as a create does: siblings are renumbered under its lock. */
+  .sql_lock = "WITH parent AS (SELECT id FROM items WHERE id = (SELECT item_id FROM problems WHERE id = $1) FOR UPDATE)"
+              " SELECT p.version FROM problems p, parent WHERE p.id = $1 FOR UPDATE OF p",
   .sql_insert = "INSERT INTO problems (item_id, ordinal, description, created_by)"
                 " SELECT $1::bigint, (b->>'ordinal')::int, b->>'description', $3::bigint"
                 " FROM (SELECT $2::jsonb AS b) s RETURNING id",

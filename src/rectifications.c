@@ -21,6 +21,7 @@ static const struct field PATCH[] = {
 };
 
 static const struct ordinal_sql ORDINALS = {
+  .lock = "SELECT 1 FROM problems WHERE id = $1 FOR UPDATE",
   .count = "SELECT count(*) FROM rectifications WHERE problem_id = $1",
   .position = "SELECT problem_id, ordinal FROM rectifications WHERE id = $1",
   .shift = "UPDATE rectifications SET ordinal = ordinal + $4::int, version = version + 1, updated_at = now()"
@@ -56,13 +57,13 @@ static status deadline_ok(struct call *c) {
 }
 
 static status before_create(struct call *c) {
-  status s = inspection_editable(c,
-                                 "SELECT i.status FROM problems p JOIN items it ON it.id = p.item_id"
-                                 " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 FOR SHARE OF i",
-                                 c->id);
+  status s = ordinal_for_create(c, &ORDINALS, c->id);
   if (s == ST_OK)
-    s = deadline_ok(c);
-  return s == ST_OK ? ordinal_for_create(c, &ORDINALS, c->id) : s;
+    s = inspection_editable(c,
+                            "SELECT i.status FROM problems p JOIN items it ON it.id = p.item_id"
+                            " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 FOR SHARE OF i",
+                            c->id);
+  return s == ST_OK ? deadline_ok(c) : s;
 }
 
 static status before_change(struct call *c, int deleting) {
@@ -83,7 +84,9 @@ const struct resource RECTIFICATIONS = {
   .create_fields = CREATE,
   .patch_fields = PATCH,
   .sql_get = "SELECT r.version, " JSON_OF_R FROM_R " WHERE r.id = $1",
-  .sql_lock = "SELECT version FROM rectifications WHERE id = $1 FOR UPDATE",
+  /* The problem first, as a create does: siblings are renumbered under its lock. */
+  .sql_lock = "WITH parent AS (SELECT id FROM problems WHERE id = (SELECT problem_id FROM rectifications WHERE id = $1)"
+              " FOR UPDATE) SELECT r.version FROM rectifications r, parent WHERE r.id = $1 FOR UPDATE OF r",
   .sql_insert = "INSERT INTO rectifications (problem_id, ordinal, measure, responsible_department_id, deadline,"
                 "   created_by)"
                 " SELECT $1::bigint, (b->>'ordinal')::int, b->>'measure',"

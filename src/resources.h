@@ -10,6 +10,10 @@ extern const struct resource DEPARTMENTS, CHECKLISTS, TASKS, BATCHES, INSPECTION
 extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILTERS[],
     INSPECTION_FILTERS[], ITEM_FILTERS[];
 
+/* Adds an error at pointer/<index> for every id of ids (a JSON array) that names no
+ * department; ST_INVALID when there was one. */
+status departments_exist(struct call *c, const json_t *ids, const char *pointer);
+
 status checklist_create(struct call *c);
 /* Inserts a checklist version with its tasks from {code, title, tasks: [{content,
  * material_department_ids, source_truncated}]}; *id receives the new checklist's id. */

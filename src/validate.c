@@ -126,6 +126,8 @@ static const char *check_text(const char *s, int one_line, long min) {
       if (one_line || (*p != '\n' && *p != '\t' && *p != '\r'))
         return "must not contain control characters";
     }
+    if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) /* U+0080..U+009F */
+      return "must not contain control characters";
     if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r')
       blank = 0;
   }
