@@ -258,11 +258,15 @@ ducha_pg_psql_admin() {
 }
 
 # ducha_pg_create_db NAME [ROLE_OPTIONS]: role ducha (LOGIN, no password: trust on
-# loopback) and database NAME owned by it, UTF8 with C.UTF-8 collation and ctype.
+# loopback) and database NAME owned by it, UTF8 with C.UTF-8 collation and ctype; and role
+# ducha_app, which the service runs as: `ducha migrate` (as ducha) grants it what it needs,
+# and not the right to change or delete audit events.
 ducha_pg_create_db() {
 	local db=$1 roleopts=${2:-}
 	ducha_pg_psql_admin <<SQL >/dev/null
 SELECT 'CREATE ROLE ducha LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ducha')
+\\gexec
+SELECT 'CREATE ROLE ducha_app LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ducha_app')
 \\gexec
 SELECT 'ALTER ROLE ducha LOGIN $roleopts'
 \\gexec
@@ -274,12 +278,13 @@ SQL
 }
 
 ducha_pg_url() { printf 'postgresql://ducha@127.0.0.1:%s/%s\n' "$DUCHA_PG_PORT" "${1:-ducha}"; }
+ducha_pg_app_url() { printf 'postgresql://ducha_app@127.0.0.1:%s/%s\n' "$DUCHA_PG_PORT" "${1:-ducha}"; }
 
 # The cluster that scripts/run keeps between runs. Its data lives in DUCHA_PG_BASE:
 #   as root:   /var/lib/ducha/<hash of the checkout path>  (reachable by the postgres user)
 #   otherwise: .ducha/pg
 # .ducha/pg.base records where it is, .ducha/pg.port the port last used.
-# Sets and exports DATABASE_URL.
+# Sets and exports DATABASE_URL (role ducha_app) and DUCHA_MIGRATION_DATABASE_URL (ducha).
 ducha_pg_provision_persistent() {
 	local hash preferred=""
 	install -d -m 0700 "$DUCHA_STATE"
@@ -312,8 +317,9 @@ ducha_pg_provision_persistent() {
 	fi
 	printf '%s\n' "$DUCHA_PG_PORT" >"$DUCHA_STATE/pg.port"
 	ducha_pg_create_db ducha
-	DATABASE_URL=$(ducha_pg_url ducha)
-	export DATABASE_URL
+	DATABASE_URL=$(ducha_pg_app_url ducha)
+	DUCHA_MIGRATION_DATABASE_URL=$(ducha_pg_url ducha)
+	export DATABASE_URL DUCHA_MIGRATION_DATABASE_URL
 }
 
 # A cluster in a new temporary directory; call ducha_pg_destroy when done (trap it).

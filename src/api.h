@@ -11,16 +11,31 @@
 #include "query.h"
 #include "status.h"
 
+enum role_bits {
+  ROLE_ADMIN = 1,
+  ROLE_INSPECTOR = 2,
+  ROLE_DEPARTMENT = 4,
+  ROLE_VIEWER = 8,
+};
+#define ROLES_STAFF (ROLE_ADMIN | ROLE_INSPECTOR)
+#define ROLES_ALL (ROLE_ADMIN | ROLE_INSPECTOR | ROLE_DEPARTMENT | ROLE_VIEWER)
+#define ROLES_READ_ALL (ROLE_ADMIN | ROLE_INSPECTOR | ROLE_VIEWER)
+
 struct principal {
-  int64_t user_id;
+  int64_t user_id;       /* 0 for anonymous calls */
+  int64_t token_id;
   char role[16];
+  unsigned role_bit;
   int64_t department_id; /* 0 when none */
+  int must_change_password;
 };
 
 struct call {
   /* inputs */
   const struct route *route;
   const struct config *cfg;
+  const char *request_id;
+  char client_address[64]; /* the socket's, or what a trusted proxy forwarded */
   struct principal who;
   int64_t id;              /* the {id} of the path, 0 when the route has none */
   json_t *body;            /* the request's JSON object, NULL when it has none */
@@ -35,6 +50,7 @@ struct call {
   json_t *errors;          /* problem errors [{pointer, message}] (owned, always allocated) */
   json_t *allowed;         /* allowed_transitions, with ST_BAD_TRANSITION (owned) */
   char detail[256];        /* plain words for the problem's detail */
+  long retry_after;        /* seconds, with ST_TOO_MANY */
   const char *raw;         /* a non-JSON success body (not owned), with raw_type */
   size_t raw_len;
   const char *raw_type;
@@ -52,7 +68,9 @@ enum route_flags {
   R_LIST = 64,         /* a collection: limit, cursor, include_total */
   R_NO_DB = 128,       /* needs no database connection */
   R_SECRET = 256,      /* the response carries a secret: never stored for Idempotency-Key */
-  R_MERGE_PATCH = 512  /* also accepts application/merge-patch+json */
+  R_MERGE_PATCH = 512, /* also accepts application/merge-patch+json */
+  R_OWN_TX = 1024,     /* the handler runs its own transactions (logins record failures) */
+  R_BEFORE_PASSWORD_CHANGE = 2048 /* allowed while the user must change the password */
 };
 
 struct resource;
@@ -64,7 +82,11 @@ struct route {
   unsigned flags;
   const struct qparam *query;      /* the filters it allows */
   const struct resource *resource; /* for the generic handlers in resource.c */
+  unsigned roles;                  /* ROLE_* bits allowed; 0 with R_PUBLIC */
 };
+
+/* The ROLE_* bit of a role name; 0 for an unknown one. */
+unsigned role_bit(const char *role);
 
 extern const struct route ROUTES[];
 extern const int ROUTE_COUNT;

@@ -1,17 +1,30 @@
 #include "auth.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+unsigned role_bit(const char *role) {
+  static const char *const NAMES[] = {"admin", "inspector", "department", "viewer"};
+  for (unsigned i = 0; i < 4; i++)
+    if (!strcmp(role, NAMES[i]))
+      return 1u << i;
+  return 0;
+}
 
 int auth_token_plausible(const char *text) {
   return strlen(text) == TOKEN_LENGTH && !strncmp(text, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) &&
          strspn(text + strlen(TOKEN_PREFIX), B64URL) == TOKEN_LENGTH - strlen(TOKEN_PREFIX);
 }
 
+/* Also sets the session's scope for the request: what a department user may see. */
 static const char *SQL_VERIFY =
-    "SELECT u.id, u.role, coalesce(u.department_id, 0)"
+    "SELECT u.id, u.role, coalesce(u.department_id, 0), u.must_change_password, t.id,"
+    " set_config('ducha.scope', CASE WHEN u.role = 'department' THEN ducha_subtree(u.department_id)::text"
+    "   ELSE '' END, false)"
     " FROM tokens t JOIN users u ON u.id = t.user_id"
     " WHERE t.token_hash = sha256(convert_to($1, 'UTF8'))"
     "   AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled";
@@ -27,15 +40,21 @@ status auth_verify(db_conn *db, const char *token, struct principal *who) {
   who->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   snprintf(who->role, sizeof who->role, "%s", PQgetvalue(r, 0, 1));
   who->department_id = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+  who->must_change_password = !strcmp(PQgetvalue(r, 0, 3), "t");
+  who->token_id = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+  who->role_bit = role_bit(who->role);
   PQclear(r);
   return ST_OK;
 }
 
 static const char *SQL_CREATE =
-    "INSERT INTO tokens (user_id, token_hash, expires_at)"
-    " VALUES ($1, sha256(convert_to($2, 'UTF8')), now() + make_interval(days => $3::int))";
+    "INSERT INTO tokens (user_id, token_hash, expires_at, created_address)"
+    " VALUES ($1, sha256(convert_to($2, 'UTF8')), now() + make_interval(hours => $3::int), $4)"
+    " RETURNING id, to_json(expires_at) #>> '{}'";
 
-status auth_token_create(db_conn *db, int64_t user_id, long ttl_days, char *out) {
+status auth_token_create(db_conn *db, int64_t user_id, long ttl_hours, const char *address,
+                         struct token_made *made) {
+  char *out = made->text;
   unsigned char raw[32];
   if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
     return ST_INTERNAL;
@@ -55,7 +74,14 @@ status auth_token_create(db_conn *db, int64_t user_id, long ttl_days, char *out)
   if (bits)
     out[n++] = B64URL[(v << (6 - bits)) & 63];
   out[n] = '\0';
-  struct num uid = num(user_id), ttl = num(ttl_days);
-  const char *params[] = {uid.s, out, ttl.s};
-  return db_exec(db, NULL, SQL_CREATE, 3, params);
+  struct num uid = num(user_id), ttl = num(ttl_hours);
+  const char *params[] = {uid.s, out, ttl.s, address};
+  PGresult *r;
+  status s = db_row(db, &r, SQL_CREATE, 4, params);
+  if (s != ST_OK)
+    return s;
+  made->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  snprintf(made->expires_at, sizeof made->expires_at, "%s", PQgetvalue(r, 0, 1));
+  PQclear(r);
+  return ST_OK;
 }

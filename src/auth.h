@@ -14,8 +14,14 @@
 int auth_token_plausible(const char *text);
 /* Looks the token up; fills who. ST_UNAUTHORIZED when unknown, expired, revoked or disabled. */
 status auth_verify(db_conn *db, const char *token, struct principal *who);
-/* Makes a new token for user_id valid for ttl_days; writes it to out (TOKEN_LENGTH + 1). */
-status auth_token_create(db_conn *db, int64_t user_id, long ttl_days, char *out)
-    __attribute__((warn_unused_result));
+struct token_made {
+  int64_t id;
+  char text[TOKEN_LENGTH + 1]; /* shown once, never stored */
+  char expires_at[40];         /* RFC 3339 */
+};
+
+/* Makes a new token for user_id valid for ttl_hours, noting the client address (may be NULL). */
+status auth_token_create(db_conn *db, int64_t user_id, long ttl_hours, const char *address,
+                         struct token_made *out) __attribute__((warn_unused_result));
 
 #endif

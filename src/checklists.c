@@ -1,5 +1,6 @@
 /* 督察清单: versioned catalogues of work tasks. A version that an inspection or batch uses is
  * immutable; changes come as a new version. */
+#include "audit.h"
 #include "resources.h"
 
 #include <string.h>
@@ -155,5 +156,11 @@ status checklist_create(struct call *c) {
   if (s != ST_OK)
     return resource_db_failure(c, s);
   snprintf(c->location, sizeof c->location, "/api/v1/checklists/%lld", (long long)id);
-  return resource_load(c, &CHECKLISTS, id);
+  if ((s = resource_load(c, &CHECKLISTS, id)) != ST_OK)
+    return s;
+  json_t *after = json_deep_copy(c->body);
+  json_object_set(after, "version", json_object_get(c->result, "version"));
+  s = audit_write(c, "create", "checklist", id, NULL, after);
+  json_decref(after);
+  return s;
 }

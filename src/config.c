@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "net.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -24,6 +25,8 @@ struct var {
 
 static const struct var VARS[] = {
   {"DATABASE_URL", "", STR(database_url), 0, 0, "PostgreSQL connection URI (required)"},
+  {"DUCHA_MIGRATION_DATABASE_URL", "", STR(migration_database_url), 0, 0,
+   "the schema owner's URI for migrate; DATABASE_URL's role then gets only the rights it needs"},
   {"DUCHA_LISTEN", "127.0.0.1:8080", K_LISTEN, 0, 0, 0, 0, "address and port to serve on"},
   {"DUCHA_THREADS", "8", NUM(threads, 1, 256), "worker threads (and database connections)"},
   {"DUCHA_MAX_CONNECTIONS", "256", NUM(max_connections, 1, 100000), "open client connections at most"},
@@ -39,6 +42,11 @@ static const struct var VARS[] = {
   {"DUCHA_TIMEZONE", "Asia/Shanghai", STR(timezone), 0, 0, "time zone of deadlines (local dates)"},
   {"DUCHA_SEED_FILE", "data/inspection-form.json", STR(seed_file), 0, 0, "the form that seed loads"},
   {"DUCHA_OPENAPI_FILE", "openapi.yaml", STR(openapi_file), 0, 0, "the contract served at /openapi.yaml"},
+  {"DUCHA_TRUSTED_PROXIES", "", STR(trusted_proxies), 0, 0,
+   "comma-separated proxy addresses (a.b.c.d or a.b.c.d/n) whose X-Forwarded-For is believed"},
+  {"DUCHA_TOKEN_TTL_HOURS", "12", NUM(token_ttl_hours, 1, 8760), "hours a login token stays valid"},
+  {"DUCHA_HASH_CONCURRENCY", "2", NUM(hash_concurrency, 1, 64),
+   "password hashes computed at once at most (each takes 19 MiB)"},
 };
 
 static void append(char *err, size_t errlen, const char *name, const char *value, const char *why) {
@@ -118,6 +126,8 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
     if (access(zone, R_OK))
       append(err, errlen, "DUCHA_TIMEZONE", cfg->timezone, "is not a time zone this machine knows");
   }
+  if (!proxies_valid(cfg->trusted_proxies))
+    append(err, errlen, "DUCHA_TRUSTED_PROXIES", cfg->trusted_proxies, "is not a list of a.b.c.d or a.b.c.d/n");
   if (!cfg->database_url[0])
     append(err, errlen, "DATABASE_URL", "", "is required");
   return err[0] ? -1 : 0;

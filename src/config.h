@@ -7,6 +7,7 @@
 
 struct config {
   char database_url[1024];
+  char migration_database_url[1024];
   char listen_host[64];
   unsigned listen_port;
   long threads;
@@ -20,6 +21,9 @@ struct config {
   char timezone[64];
   char seed_file[512];
   char openapi_file[512];
+  char trusted_proxies[1024];
+  long token_ttl_hours;
+  long hash_concurrency;
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

@@ -16,6 +16,7 @@
 #include "api.h"
 #include "auth.h"
 #include "idempotency.h"
+#include "net.h"
 #include "problem.h"
 #include "validate.h"
 
@@ -107,8 +108,11 @@ static void send_problem(struct _u_response *resp, struct ctx *x, status s) {
     json_object_set(p, "errors", c->errors);
   if (s == ST_BAD_TRANSITION)
     json_object_set(p, "allowed_transitions", c->allowed ? c->allowed : json_array());
-  if (s == ST_UNAVAILABLE)
-    u_map_put(resp->map_header, "Retry-After", "1");
+  if (s == ST_UNAVAILABLE || (s == ST_TOO_MANY && c->retry_after > 0)) {
+    char seconds[24];
+    snprintf(seconds, sizeof seconds, "%ld", s == ST_TOO_MANY ? c->retry_after : 1L);
+    u_map_put(resp->map_header, "Retry-After", seconds);
+  }
   set_body(resp, x, t->http, p, "application/problem+json");
   json_decref(p);
 }
@@ -192,6 +196,13 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
   snprintf(x->method, sizeof x->method, "%s", req->http_verb);
   x->path = strdup(req->url_path ? req->url_path : "/");
   request_id_of(req, x->request_id, sizeof x->request_id);
+  x->call.request_id = x->request_id;
+  char peer[INET_ADDRSTRLEN] = "";
+  const struct sockaddr_in *sa = (const struct sockaddr_in *)req->client_address;
+  if (sa && sa->sin_family == AF_INET)
+    inet_ntop(AF_INET, &sa->sin_addr, peer, sizeof peer);
+  client_address(peer, u_map_get_case(req->map_header, "X-Forwarded-For"), cfg->trusted_proxies,
+                 x->call.client_address, sizeof x->call.client_address);
   ulfius_set_response_shared_data(resp, x, ctx_free);
   u_map_put(resp->map_header, "X-Request-Id", x->request_id);
 
@@ -236,9 +247,20 @@ static status need_db(struct ctx *x) {
   return s;
 }
 
+static int path_matches(const char *tmpl, const char *path);
+
+static int is_public(const char *method, const char *path) {
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    if ((ROUTES[i].flags & R_PUBLIC) && !strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, path))
+      return 1;
+  return 0;
+}
+
 static int on_auth(const struct _u_request *req, struct _u_response *resp, void *cls) {
   (void)cls;
   struct ctx *x = resp->shared_data;
+  if (is_public(req->http_verb, req->url_path))
+    return U_CALLBACK_CONTINUE;
   const char *header = u_map_get_case(req->map_header, "Authorization");
   status s = ST_UNAUTHORIZED;
   if (!header || strncasecmp(header, "Bearer ", 7) || !auth_token_plausible(header + 7)) {
@@ -315,7 +337,7 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
 static status run(const struct _u_request *req, struct _u_response *resp, struct ctx *x,
                   const struct route *rt, int *replayed) {
   struct call *c = &x->call;
-  int writes = strcmp(rt->method, "GET") != 0;
+  int writes = strcmp(rt->method, "GET") != 0 && !(rt->flags & R_OWN_TX);
   const char *key = u_map_get_case(req->map_header, "Idempotency-Key");
   struct idem idem = {0};
   status s;
@@ -362,7 +384,13 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
   struct call *c = &x->call;
   int replayed = 0;
   c->route = rt;
-  status s = read_request(req, x, rt);
+  status s = ST_OK;
+  if (!(rt->flags & R_PUBLIC) && !(rt->roles & c->who.role_bit))
+    s = fail(c, ST_FORBIDDEN, "the %s role may not %s %s", c->who.role, rt->method, rt->path);
+  else if (!(rt->flags & R_PUBLIC) && c->who.must_change_password && !(rt->flags & R_BEFORE_PASSWORD_CHANGE))
+    s = fail(c, ST_PASSWORD_CHANGE, "an administrator reset your password: change it with POST /api/v1/me/password");
+  if (s == ST_OK)
+    s = read_request(req, x, rt);
   if (s == ST_OK)
     s = run(req, resp, x, rt, &replayed);
   if (!replayed)

@@ -1,5 +1,6 @@
 /* 督察: one inspection of one target department on a date, with one item per task of its
  * checklist version; draft -> in_progress -> submitted -> closed. */
+#include "audit.h"
 #include "resources.h"
 
 #include <string.h>
@@ -54,8 +55,9 @@ const struct qparam INSPECTION_FILTERS[] = {
 #define FROM_I                                                                                 \
   " FROM inspections i JOIN checklists c ON c.id = i.checklist_id"                             \
   " JOIN departments d ON d.id = i.target_department_id LEFT JOIN batches bt ON bt.id = i.batch_id"
+/* A department user sees the inspections of its own unit and what lies under it. */
 #define FILTER_I                                                                               \
-  " WHERE ($1::text[] IS NULL OR i.status = ANY ($1)) AND ($2::bigint IS NULL OR i.target_department_id = $2)" \
+  " WHERE ducha_in_scope(i.target_department_id) AND ($1::text[] IS NULL OR i.status = ANY ($1)) AND ($2::bigint IS NULL OR i.target_department_id = $2)" \
   "   AND ($3::bigint IS NULL OR i.batch_id = $3) AND ($4::date IS NULL OR i.inspected_on >= $4)" \
   "   AND ($5::date IS NULL OR i.inspected_on <= $5) AND ($6::text IS NULL OR i.title ILIKE ducha_contains($6))"
 
@@ -141,7 +143,7 @@ const struct resource INSPECTIONS = {
   .collection = "/api/v1/inspections",
   .create_fields = CREATE,
   .patch_fields = PATCH,
-  .sql_get = "SELECT i.version, " JSON_OF_I FROM_I " WHERE i.id = $1",
+  .sql_get = "SELECT i.version, " JSON_OF_I FROM_I " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)",
   .sql_lock = "SELECT version FROM inspections WHERE id = $1 FOR UPDATE",
   /* The inspection and one item per task of its checklist, with the task's material
    * departments, in one statement. */
@@ -196,6 +198,21 @@ static status lock_for(struct call *c, const char *action, const char *from) {
   return ST_OK;
 }
 
+/* Reads the inspection after action and records the move from state from. */
+static status transitioned(struct call *c, const char *action, const char *from) {
+  status s = resource_load(c, &INSPECTIONS, c->id);
+  if (s != ST_OK)
+    return s;
+  json_t *before = json_pack("{s:s}", "status", from);
+  json_t *after = json_pack("{s:O}", "status", json_object_get(c->result, "status"));
+  if (json_is_string(json_object_get(c->result, "closed_at")))
+    json_object_set(after, "closed_at", json_object_get(c->result, "closed_at"));
+  s = audit_write(c, action, "inspection", c->id, before, after);
+  json_decref(before);
+  json_decref(after);
+  return s;
+}
+
 status inspection_start(struct call *c) {
   status s = lock_for(c, "start", "draft");
   if (s != ST_OK)
@@ -205,7 +222,9 @@ status inspection_start(struct call *c) {
   s = db_exec(c->db, NULL,
               "UPDATE inspections SET status = 'in_progress', updated_at = now(), version = version + 1"
               " WHERE id = $1", 1, params);
-  return s == ST_OK ? resource_load(c, &INSPECTIONS, c->id) : resource_db_failure(c, s);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  return transitioned(c, "start", "draft");
 }
 
 static const char *SQL_MISSING_DEADLINES =
@@ -242,7 +261,7 @@ status inspection_submit(struct call *c) {
                 missing == 1 ? " has" : "s have");
   if ((s = db_exec(c->db, NULL, SQL_SUBMIT, 1, params)) != ST_OK)
     return resource_db_failure(c, s);
-  return resource_load(c, &INSPECTIONS, c->id);
+  return transitioned(c, "submit", "in_progress");
 }
 
 /* The seed's seven columns, one row per item, in one query. */
@@ -267,7 +286,8 @@ static const char *SQL_FORM =
     "         WHERE r.problem_id = p.id), '[]'))"
     "      ORDER BY p.ordinal) FROM problems p WHERE p.item_id = it.id), '[]'))"
     "   ORDER BY it.seq) FROM items it JOIN tasks t ON t.id = it.task_id WHERE it.inspection_id = i.id), '[]'))"
-    " FROM inspections i JOIN departments d ON d.id = i.target_department_id WHERE i.id = $1";
+    " FROM inspections i JOIN departments d ON d.id = i.target_department_id"
+    " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
 status inspection_form(struct call *c) {
   struct num n = num(c->id);

@@ -41,7 +41,8 @@ static status before_change(struct call *c, int deleting) {
 const struct resource ITEMS = {
   .name = "item",
   .patch_fields = PATCH,
-  .sql_get = "SELECT it.version, " JSON_OF_IT FROM_IT " WHERE it.id = $1",
+  .sql_get = "SELECT it.version, " JSON_OF_IT FROM_IT " WHERE it.id = $1"
+             " AND ducha_in_scope((SELECT target_department_id FROM inspections WHERE id = it.inspection_id))",
   .sql_lock = "SELECT version FROM items WHERE id = $1 FOR UPDATE",
   /* Material departments are replaced as a list: delete the ones left out, upsert the rest. */
   .sql_update =
@@ -59,7 +60,7 @@ const struct resource ITEMS = {
       "   ON CONFLICT (item_id, department_id) DO UPDATE SET position = EXCLUDED.position)"
       " SELECT count(*) FROM u",
   .list = {
-    .sql_parent = "SELECT 1 FROM inspections WHERE id = $1",
+    .sql_parent = "SELECT 1 FROM inspections WHERE id = $1 AND ducha_in_scope(target_department_id)",
     .sql_page = "SELECT it.seq, " JSON_OF_IT FROM_IT " WHERE it.inspection_id = $1"
                 " AND ($2::text[] IS NULL OR it.completion = ANY ($2))"
                 " AND ($3::int IS NULL OR it.seq > $3) ORDER BY it.seq LIMIT $4",

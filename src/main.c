@@ -7,12 +7,11 @@
 #include <string.h>
 #include <yder.h>
 
-#include "auth.h"
+#include "cli.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
 #include "migrate.h"
-#include "password.h"
 #include "resources.h"
 
 #ifndef DUCHA_VERSION
@@ -67,90 +66,13 @@ static int serve(const struct config *cfg) {
   return rc;
 }
 
-static status find_user(db_conn *db, const char *username, int64_t *id) {
-  const char *params[] = {username};
-  char text[24];
-  status s = db_value(db, text, sizeof text, "SELECT id FROM users WHERE username = $1", 1, params);
-  if (s == ST_OK)
-    *id = strtoll(text, NULL, 10);
-  return s;
-}
-
-/* user create / token create: for the first admin and for automation. */
-static int admin_command(db_conn *db, const char *what, int argc, char **argv) {
-  static const struct option opts[] = {
-    {"username", required_argument, 0, 'u'}, {"user", required_argument, 0, 'u'},
-    {"role", required_argument, 0, 'r'},     {"department-id", required_argument, 0, 'd'},
-    {"display-name", required_argument, 0, 'n'}, {"password-stdin", no_argument, 0, 'p'},
-    {"ttl-days", required_argument, 0, 't'}, {0, 0, 0, 0},
-  };
-  const char *username = NULL, *role = NULL, *department = NULL, *display = "";
-  int password_stdin = 0, opt;
-  long ttl = 30;
-  while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (opt) {
-    case 'u': username = optarg; break;
-    case 'r': role = optarg; break;
-    case 'd': department = optarg; break;
-    case 'n': display = optarg; break;
-    case 'p': password_stdin = 1; break;
-    case 't': ttl = strtol(optarg, NULL, 10); break;
-    default: return 2;
-    }
-  }
-  if (!username) {
-    fprintf(stderr, "ducha: --username is required\n");
-    return 2;
-  }
-  if (!strcmp(what, "token")) {
-    int64_t id;
-    char token[TOKEN_LENGTH + 1];
-    if (ttl < 1 || ttl > 3650) {
-      fprintf(stderr, "ducha: --ttl-days must be from 1 to 3650\n");
-      return 2;
-    }
-    status s = find_user(db, username, &id);
-    if (s == ST_NOT_FOUND) {
-      fprintf(stderr, "ducha: no user %s\n", username);
-      return 1;
-    }
-    if (s != ST_OK || auth_token_create(db, id, ttl, token) != ST_OK) {
-      fprintf(stderr, "ducha: could not create the token: %s\n", db_last_error(db)->message);
-      return 1;
-    }
-    printf("%s\n", token);
-    return 0;
-  }
-  char password[1024] = "";
-  if (!role || !password_stdin) {
-    fprintf(stderr, "ducha: user create needs --role and --password-stdin\n");
-    return 2;
-  }
-  if (!fgets(password, sizeof password, stdin))
-    password[0] = '\0';
-  password[strcspn(password, "\r\n")] = '\0';
-  if (strlen(password) < 8) {
-    fprintf(stderr, "ducha: the password must be at least 8 characters\n");
-    return 2;
-  }
-  char hash[PASSWORD_HASH_MAX];
-  int hashed = password_hash(password, hash, sizeof hash);
-  memset(password, 0, sizeof password);
-  if (hashed) {
-    fprintf(stderr, "ducha: could not hash the password\n");
-    return 1;
-  }
-  const char *params[] = {username, display, role, department, hash};
-  status s = db_exec(db, NULL,
-                     "INSERT INTO users (username, display_name, role, department_id, password_hash)"
-                     " VALUES ($1, $2, $3, $4::bigint, $5)",
-                     5, params);
-  if (s != ST_OK) {
-    fprintf(stderr, "ducha: could not create the user: %s\n", db_last_error(db)->message);
-    return 1;
-  }
-  printf("created user %s (%s)\n", username, role);
-  return 0;
+/* The role the service connects as: the user named in its URL. */
+static void app_role_of(const char *url, char *out, size_t size) {
+  PQconninfoOption *opts = PQconninfoParse(url, NULL);
+  for (PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (!strcmp(o->keyword, "user") && o->val)
+      snprintf(out, size, "%s", o->val);
+  PQconninfoFree(opts);
 }
 
 int main(int argc, char **argv) {
@@ -186,17 +108,22 @@ int main(int argc, char **argv) {
     rc = serve(&cfg);
     y_close_logs();
   } else {
+    char app_role[128] = "";
+    if (!strcmp(cmd, "migrate") && cfg.migration_database_url[0]) {
+      app_role_of(cfg.database_url, app_role, sizeof app_role);
+      memcpy(cfg.database_url, cfg.migration_database_url, sizeof cfg.database_url);
+    }
     db_conn *db = db_open(&cfg);
     if (!db)
       return 1;
     if (!strcmp(cmd, "migrate")) {
       config_resolve_path("migrations", path, sizeof path);
-      rc = migrate_run(db, path) ? 1 : 0;
+      rc = migrate_run(db, path, *app_role ? app_role : NULL) ? 1 : 0;
     } else if (!strcmp(cmd, "seed")) {
       config_resolve_path(cfg.seed_file, path, sizeof path);
       rc = seed_run(db, path) ? 1 : 0;
     } else {
-      rc = admin_command(db, cmd, argc - 2, argv + 2);
+      rc = cli_admin_command(db, cmd, argc - 2, argv + 2);
     }
     db_close(db);
   }

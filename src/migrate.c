@@ -56,7 +56,35 @@ static int check_database(PGconn *pg) {
   return ok ? 0 : -1;
 }
 
-int migrate_run(db_conn *db, const char *dir) {
+/* Each statement is built by format(%I) on the server, so the role name is quoted there. */
+static const char *const GRANTS[] = {
+  "SELECT format('GRANT USAGE ON SCHEMA public TO %I', $1::text)",
+  "SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text)",
+  "SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)",
+  "SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain_heads,"
+  " schema_migrations FROM %I', $1::text)",
+};
+
+static int grant(PGconn *pg, const char *role) {
+  const char *who[] = {role};
+  PGresult *me = PQexecParams(pg, "SELECT $1::text = current_user", 1, NULL, who, NULL, NULL, 0);
+  int owner = PQresultStatus(me) == PGRES_TUPLES_OK && !strcmp(PQgetvalue(me, 0, 0), "t");
+  PQclear(me);
+  if (owner)
+    return 0; /* one role for everything: nothing to grant */
+  for (size_t i = 0; i < sizeof GRANTS / sizeof GRANTS[0]; i++) {
+    const char *params[] = {role};
+    PGresult *r = PQexecParams(pg, GRANTS[i], 1, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && simple(pg, PQgetvalue(r, 0, 0)) == 0;
+    PQclear(r);
+    if (!ok)
+      return -1;
+  }
+  printf("granted role %s what the service needs (audit events: read and append only)\n", role);
+  return 0;
+}
+
+int migrate_run(db_conn *db, const char *dir, const char *app_role) {
   PGconn *pg = db_pg(db);
   DIR *d = opendir(dir);
   char **names = NULL;
@@ -114,6 +142,8 @@ int migrate_run(db_conn *db, const char *dir) {
     applied++;
   }
   printf("%d migration%s applied; the schema is up to date\n", applied, applied == 1 ? "" : "s");
+  if (app_role && grant(pg, app_role))
+    goto unlock;
   rc = 0;
 unlock:
   simple(pg, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")");

@@ -15,4 +15,15 @@ int password_hash(const char *password, char *out, size_t size) __attribute__((w
 /* 1 when password matches encoded. */
 int password_verify(const char *encoded, const char *password);
 
+#include "api.h"
+
+/* The same, at most DUCHA_HASH_CONCURRENCY at once (each needs 19 MiB): a burst of logins
+ * waits its turn, and past 5 s answers ST_TOO_MANY. */
+status password_hash_bounded(struct call *c, const char *password, char *out, size_t size)
+    __attribute__((warn_unused_result));
+/* ST_OK when password matches encoded (NULL: compares against a dummy, to take the same time),
+ * ST_UNAUTHORIZED when not. */
+status password_verify_bounded(struct call *c, const char *encoded, const char *password)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -6,6 +6,8 @@ static const struct problem_type TYPES[ST__COUNT] = {
   [ST_MALFORMED] = {400, "malformed-json", "The body is not well-formed JSON"},
   [ST_BAD_QUERY] = {400, "invalid-query", "The query string is not valid"},
   [ST_UNAUTHORIZED] = {401, "unauthorized", "A valid bearer token is required"},
+  [ST_FORBIDDEN] = {403, "forbidden", "Your role may not do this"},
+  [ST_PASSWORD_CHANGE] = {403, "password-change-required", "Change your password first"},
   [ST_NOT_FOUND] = {404, "not-found", "Not found"},
   [ST_METHOD_NOT_ALLOWED] = {405, "method-not-allowed", "Method not allowed"},
   [ST_BAD_TRANSITION] = {409, "invalid-transition", "Not allowed in the current state"},
@@ -18,6 +20,7 @@ static const struct problem_type TYPES[ST__COUNT] = {
   [ST_UNSUPPORTED_MEDIA] = {415, "unsupported-media-type", "Unsupported Content-Type"},
   [ST_IDEM_REUSED] = {422, "idempotency-key-reused", "The Idempotency-Key was used for another request"},
   [ST_PRECONDITION_REQUIRED] = {428, "precondition-required", "If-Match is required"},
+  [ST_TOO_MANY] = {429, "too-many-requests", "Too many requests; try again later"},
   [ST_INTERNAL] = {500, "internal", "Internal error"},
   [ST_UNAVAILABLE] = {503, "unavailable", "The database is unavailable"},
 };

@@ -49,7 +49,8 @@ const struct resource PROBLEMS = {
   .collection = "/api/v1/problems",
   .create_fields = CREATE,
   .patch_fields = PATCH,
-  .sql_get = "SELECT p.version, " JSON_OF_P FROM_P " WHERE p.id = $1",
+  .sql_get = "SELECT p.version, " JSON_OF_P FROM_P " WHERE p.id = $1"
+             " AND ducha_in_scope((SELECT target_department_id FROM inspections WHERE id = it.inspection_id))",
   /* The item first, as a create does: siblings are renumbered under its lock. */
   .sql_lock = "WITH parent AS (SELECT id FROM items WHERE id = (SELECT item_id FROM problems WHERE id = $1) FOR UPDATE)"
               " SELECT p.version FROM problems p, parent WHERE p.id = $1 FOR UPDATE OF p",
@@ -63,7 +64,8 @@ const struct resource PROBLEMS = {
                 " UPDATE problems p SET ordinal = p.ordinal - 1, version = p.version + 1, updated_at = now()"
                 " FROM d WHERE p.item_id = d.item_id AND p.ordinal > d.ordinal",
   .list = {
-    .sql_parent = "SELECT 1 FROM items WHERE id = $1",
+    .sql_parent = "SELECT 1 FROM items it JOIN inspections i ON i.id = it.inspection_id"
+                  " WHERE it.id = $1 AND ducha_in_scope(i.target_department_id)",
     .sql_page = "SELECT p.ordinal, " JSON_OF_P FROM_P " WHERE p.item_id = $1"
                 " AND ($2::int IS NULL OR p.ordinal > $2) ORDER BY p.ordinal LIMIT $3",
     .sql_count = "SELECT count(*) FROM problems p WHERE p.item_id = $1",

@@ -80,6 +80,14 @@ static char *convert(const struct qparam *p, const char *v, json_t *errors) {
     bad(errors, p->name, "must be 1 to 100 characters long");
     return NULL;
   }
+  case Q_TIME: {
+    char *copy = strdup(v);
+    if (time_valid(copy))
+      return copy;
+    free(copy);
+    bad(errors, p->name, "must be an RFC 3339 date-time such as 2026-11-26T08:00:00Z");
+    return NULL;
+  }
   case Q_CODE:
     if (*v && strlen(v) <= 50 && strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(v))
       return strdup(v);

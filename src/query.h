@@ -13,7 +13,8 @@ enum qtype {
   Q_BOOL,    /* true | false */
   Q_TEXT,    /* 1-100 characters of text */
   Q_ENUMS,   /* comma-separated values from the list; becomes a PostgreSQL array literal */
-  Q_CODE     /* [a-z0-9_-]{1,50} */
+  Q_CODE,    /* [a-z0-9_-]{1,50} */
+  Q_TIME     /* RFC 3339 date-time */
 };
 
 struct qparam {

@@ -35,6 +35,11 @@ static const struct ordinal_sql ORDINALS = {
   " 'responsible_department', json_build_object('id', d.id, 'name', d.name),"                  \
   " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status)," \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
+/* A department user sees the rectifications assigned to its units and those of its own
+ * inspections. */
+#define VISIBLE_R                                                                              \
+  "(ducha_in_scope(r.responsible_department_id)"                                               \
+  " OR ducha_in_scope((SELECT target_department_id FROM inspections WHERE id = it.inspection_id)))"
 #define FROM_R                                                                                 \
   " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
   " JOIN departments d ON d.id = r.responsible_department_id"
@@ -83,7 +88,7 @@ const struct resource RECTIFICATIONS = {
   .collection = "/api/v1/rectifications",
   .create_fields = CREATE,
   .patch_fields = PATCH,
-  .sql_get = "SELECT r.version, " JSON_OF_R FROM_R " WHERE r.id = $1",
+  .sql_get = "SELECT r.version, " JSON_OF_R FROM_R " WHERE r.id = $1 AND " VISIBLE_R,
   /* The problem first, as a create does: siblings are renumbered under its lock. */
   .sql_lock = "WITH parent AS (SELECT id FROM problems WHERE id = (SELECT problem_id FROM rectifications WHERE id = $1)"
               " FOR UPDATE) SELECT r.version FROM rectifications r, parent WHERE r.id = $1 FOR UPDATE OF r",
@@ -101,7 +106,8 @@ const struct resource RECTIFICATIONS = {
                 " UPDATE rectifications r SET ordinal = r.ordinal - 1, version = r.version + 1, updated_at = now()"
                 " FROM d WHERE r.problem_id = d.problem_id AND r.ordinal > d.ordinal",
   .list = {
-    .sql_parent = "SELECT 1 FROM problems WHERE id = $1",
+    .sql_parent = "SELECT 1 FROM problems p JOIN items it ON it.id = p.item_id"
+                  " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 AND ducha_in_scope(i.target_department_id)",
     .sql_page = "SELECT r.ordinal, " JSON_OF_R FROM_R " WHERE r.problem_id = $1"
                 " AND ($2::int IS NULL OR r.ordinal > $2) ORDER BY r.ordinal LIMIT $3",
     .sql_count = "SELECT count(*) FROM rectifications r WHERE r.problem_id = $1",

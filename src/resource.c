@@ -1,5 +1,7 @@
 #include "resource.h"
 
+#include "audit.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +25,9 @@ static const struct {
   {"item_material_departments_department_id_fkey", ST_INVALID, "/material_department_ids", "names a department that does not exist"},
   {"rectifications_responsible_department_id_fkey", ST_INVALID, "/responsible_department_id", "no such department"},
   {"users_department_id_fkey", ST_INVALID, "/department_id", "no such department"},
+  {"users_department_role", ST_INVALID, "/department_id", "is required for the department role, and only for it"},
+  {"users_username_key", ST_CONFLICT, "/username", "this username is taken"},
+  {"users_username_check", ST_INVALID, "/username", "may contain only A-Z, a-z, 0-9, '.', '_' and '-'"},
 };
 
 status resource_db_failure(struct call *c, status s) {
@@ -62,9 +67,13 @@ status resource_load(struct call *c, const struct resource *r, int64_t id) {
 }
 
 status res_get(struct call *c) { return resource_load(c, res_of(c), c->id); }
+status res_create(struct call *c) { return resource_create(c, res_of(c)); }
+status res_patch(struct call *c) { return resource_patch(c, res_of(c)); }
+status res_delete(struct call *c) { return resource_delete(c, res_of(c)); }
 
-status res_list(struct call *c) {
-  const struct resource *r = res_of(c);
+status res_list(struct call *c) { return resource_list(c, res_of(c)); }
+
+status resource_list(struct call *c, const struct resource *r) {
   const struct list_def *l = &r->list;
   const char *params[QUERY_MAX + 3];
   int n = 0;
@@ -111,8 +120,7 @@ status res_list(struct call *c) {
   return ST_OK;
 }
 
-status res_create(struct call *c) {
-  const struct resource *r = res_of(c);
+status resource_create(struct call *c, const struct resource *r) {
   status s;
   if (validate_body(c->body, r->create_fields, 1, c->errors))
     return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
@@ -130,7 +138,9 @@ status res_create(struct call *c) {
   int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
   snprintf(c->location, sizeof c->location, "%s/%lld", r->collection, (long long)id);
-  return resource_load(c, r, id);
+  if ((s = resource_load(c, r, id)) != ST_OK)
+    return s;
+  return audit_write(c, "create", r->name, id, NULL, c->result);
 }
 
 status resource_lock(struct call *c, const struct resource *r) {
@@ -148,8 +158,7 @@ status resource_lock(struct call *c, const struct resource *r) {
   return ST_OK;
 }
 
-status res_patch(struct call *c) {
-  const struct resource *r = res_of(c);
+status resource_patch(struct call *c, const struct resource *r) {
   status s;
   if (validate_body(c->body, r->patch_fields, 0, c->errors))
     return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
@@ -157,25 +166,36 @@ status res_patch(struct call *c) {
     return s;
   if (r->before_change && (s = r->before_change(c, 0)) != ST_OK)
     return s;
-  if (json_object_size(c->body)) {
-    char *body = json_dumps(c->body, JSON_COMPACT);
-    struct num id = num(c->id);
-    const char *params[] = {id.s, body};
-    s = db_exec(c->db, NULL, r->sql_update, 2, params);
-    free(body);
-    if (s != ST_OK)
-      return resource_db_failure(c, s);
-  }
-  return resource_load(c, r, c->id);
+  if (!json_object_size(c->body))
+    return resource_load(c, r, c->id);
+  if ((s = resource_load(c, r, c->id)) != ST_OK)
+    return s;
+  json_t *before = c->result;
+  c->result = NULL;
+  char *body = json_dumps(c->body, JSON_COMPACT);
+  struct num id = num(c->id);
+  const char *params[] = {id.s, body};
+  s = db_exec(c->db, NULL, r->sql_update, 2, params);
+  free(body);
+  if (s != ST_OK)
+    s = resource_db_failure(c, s);
+  else if ((s = resource_load(c, r, c->id)) == ST_OK)
+    s = audit_change(c, r->name, c->id, before, c->result);
+  json_decref(before);
+  return s;
 }
 
-status res_delete(struct call *c) {
-  const struct resource *r = res_of(c);
+status resource_delete(struct call *c, const struct resource *r) {
   status s;
   if ((s = resource_lock(c, r)) != ST_OK)
     return s;
   if (r->before_change && (s = r->before_change(c, 1)) != ST_OK)
     return s;
+  /* The event is written first: the record, and so its scope, is still there to read. */
+  if ((s = resource_load(c, r, c->id)) != ST_OK || (s = audit_write(c, "delete", r->name, c->id, c->result, NULL)) != ST_OK)
+    return s;
+  json_decref(c->result);
+  c->result = NULL;
   struct num id = num(c->id);
   const char *params[] = {id.s};
   s = db_exec(c->db, NULL, r->sql_delete, 1, params);

@@ -38,6 +38,12 @@ status resource_load(struct call *c, const struct resource *r, int64_t id);
 /* Locks row c->id of r and checks If-Match when given: ST_NOT_FOUND, ST_PRECONDITION_FAILED, ST_OK. */
 status resource_lock(struct call *c, const struct resource *r) __attribute__((warn_unused_result));
 
+/* The generic handlers for an explicit resource; res_* take it from the route. */
+status resource_list(struct call *c, const struct resource *r);
+status resource_create(struct call *c, const struct resource *r);
+status resource_patch(struct call *c, const struct resource *r);
+status resource_delete(struct call *c, const struct resource *r);
+
 status res_get(struct call *c);
 status res_list(struct call *c);
 status res_create(struct call *c);

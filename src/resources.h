@@ -6,9 +6,18 @@
 #include "resource.h"
 
 extern const struct resource DEPARTMENTS, CHECKLISTS, TASKS, BATCHES, INSPECTIONS, ITEMS, PROBLEMS,
-    RECTIFICATIONS;
+    RECTIFICATIONS, USERS, TOKENS;
 extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILTERS[],
-    INSPECTION_FILTERS[], ITEM_FILTERS[];
+    INSPECTION_FILTERS[], ITEM_FILTERS[], USER_FILTERS[], TOKEN_FILTERS[];
+
+status department_merge(struct call *c);
+status user_reset_password(struct call *c);
+status session_login(struct call *c);
+status session_logout(struct call *c);
+status token_revoke(struct call *c);
+status me_get(struct call *c);
+status me_patch(struct call *c);
+status me_change_password(struct call *c);
 
 /* Adds an error at pointer/<index> for every id of ids (a JSON array) that names no
  * department; ST_INVALID when there was one. */

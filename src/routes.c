@@ -1,49 +1,81 @@
-/* The route table: every operation of openapi.yaml, in its order. */
+/* The route table: every operation of openapi.yaml, in its order, with the roles its x-roles
+ * names. Anything not listed here answers 404 or 405. */
+#include "audit.h"
 #include "resources.h"
 
+#define A ROLE_ADMIN
+#define STAFF ROLES_STAFF
+#define READ ROLES_READ_ALL
+#define ALL ROLES_ALL
 #define ITEM_PATH(p) "/api/v1/" p "/{id}"
-#define CRUD(path, res, filters)                                                               \
-  {"GET", "/api/v1/" path, res_list, R_LIST, filters, &res},                                   \
-  {"GET", ITEM_PATH(path), res_get, 0, NULL, &res},                                            \
-  {"PATCH", ITEM_PATH(path), res_patch, R_BODY | R_MERGE_PATCH | R_IF_MATCH, NULL, &res},      \
-  {"DELETE", ITEM_PATH(path), res_delete, R_NO_CONTENT | R_IF_MATCH, NULL, &res}
+#define PATCH_FLAGS (R_BODY | R_MERGE_PATCH | R_IF_MATCH)
+#define DELETE_FLAGS (R_NO_CONTENT | R_IF_MATCH)
+
+/* list, get, patch and delete of a plain resource, with who may read and who may write */
+#define CRUD(path, res, filters, readers, writers)                                             \
+  {"GET", "/api/v1/" path, res_list, R_LIST, filters, &res, readers},                          \
+  {"GET", ITEM_PATH(path), res_get, 0, NULL, &res, readers},                                   \
+  {"PATCH", ITEM_PATH(path), res_patch, PATCH_FLAGS, NULL, &res, writers},                     \
+  {"DELETE", ITEM_PATH(path), res_delete, DELETE_FLAGS, NULL, &res, writers}
 
 const struct route ROUTES[] = {
-  {"GET", "/healthz", health_live, R_PUBLIC | R_NO_DB, NULL, NULL},
-  {"GET", "/readyz", health_ready, R_PUBLIC, NULL, NULL},
-  {"GET", "/openapi.yaml", openapi_document, R_PUBLIC | R_NO_DB, NULL, NULL},
+  {"GET", "/healthz", health_live, R_PUBLIC | R_NO_DB, NULL, NULL, 0},
+  {"GET", "/readyz", health_ready, R_PUBLIC, NULL, NULL, 0},
+  {"GET", "/openapi.yaml", openapi_document, R_PUBLIC | R_NO_DB, NULL, NULL, 0},
 
-  CRUD("departments", DEPARTMENTS, DEPARTMENT_FILTERS),
-  {"POST", "/api/v1/departments", res_create, R_BODY | R_CREATED, NULL, &DEPARTMENTS},
+  CRUD("departments", DEPARTMENTS, DEPARTMENT_FILTERS, ALL, STAFF),
+  {"POST", "/api/v1/departments", res_create, R_BODY | R_CREATED, NULL, &DEPARTMENTS, STAFF},
+  {"POST", "/api/v1/departments/{id}/merge", department_merge, R_BODY, NULL, &DEPARTMENTS, A},
 
-  CRUD("checklists", CHECKLISTS, CHECKLIST_FILTERS),
-  {"POST", "/api/v1/checklists", checklist_create, R_BODY | R_CREATED, NULL, &CHECKLISTS},
-  {"GET", "/api/v1/checklists/{id}/tasks", res_list, R_LIST, NULL, &TASKS},
+  {"GET", "/api/v1/checklists", res_list, R_LIST, CHECKLIST_FILTERS, &CHECKLISTS, ALL},
+  {"GET", ITEM_PATH("checklists"), res_get, 0, NULL, &CHECKLISTS, ALL},
+  {"PATCH", ITEM_PATH("checklists"), res_patch, PATCH_FLAGS, NULL, &CHECKLISTS, A},
+  {"DELETE", ITEM_PATH("checklists"), res_delete, DELETE_FLAGS, NULL, &CHECKLISTS, A},
+  {"POST", "/api/v1/checklists", checklist_create, R_BODY | R_CREATED, NULL, &CHECKLISTS, A},
+  {"GET", "/api/v1/checklists/{id}/tasks", res_list, R_LIST, NULL, &TASKS, ALL},
 
-  CRUD("batches", BATCHES, BATCH_FILTERS),
-  {"POST", "/api/v1/batches", res_create, R_BODY | R_CREATED, NULL, &BATCHES},
+  CRUD("batches", BATCHES, BATCH_FILTERS, READ, STAFF),
+  {"POST", "/api/v1/batches", res_create, R_BODY | R_CREATED, NULL, &BATCHES, STAFF},
 
-  CRUD("inspections", INSPECTIONS, INSPECTION_FILTERS),
-  {"POST", "/api/v1/inspections", res_create, R_BODY | R_CREATED, NULL, &INSPECTIONS},
-  {"POST", "/api/v1/inspections/{id}/start", inspection_start, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS},
-  {"POST", "/api/v1/inspections/{id}/submit", inspection_submit, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS},
-  {"GET", "/api/v1/inspections/{id}/form", inspection_form, 0, NULL, NULL},
-  {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS},
+  CRUD("inspections", INSPECTIONS, INSPECTION_FILTERS, ALL, STAFF),
+  {"POST", "/api/v1/inspections", res_create, R_BODY | R_CREATED, NULL, &INSPECTIONS, STAFF},
+  {"POST", "/api/v1/inspections/{id}/start", inspection_start, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
+  {"POST", "/api/v1/inspections/{id}/submit", inspection_submit, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
+  {"GET", "/api/v1/inspections/{id}/form", inspection_form, 0, NULL, NULL, ALL},
+  {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS, ALL},
 
-  {"GET", "/api/v1/items/{id}", res_get, 0, NULL, &ITEMS},
-  {"PATCH", "/api/v1/items/{id}", res_patch, R_BODY | R_MERGE_PATCH | R_IF_MATCH, NULL, &ITEMS},
-  {"GET", "/api/v1/items/{id}/problems", res_list, R_LIST, NULL, &PROBLEMS},
-  {"POST", "/api/v1/items/{id}/problems", res_create, R_BODY | R_CREATED, NULL, &PROBLEMS},
+  {"GET", "/api/v1/items/{id}", res_get, 0, NULL, &ITEMS, ALL},
+  {"PATCH", "/api/v1/items/{id}", res_patch, PATCH_FLAGS, NULL, &ITEMS, STAFF},
+  {"GET", "/api/v1/items/{id}/problems", res_list, R_LIST, NULL, &PROBLEMS, ALL},
+  {"POST", "/api/v1/items/{id}/problems", res_create, R_BODY | R_CREATED, NULL, &PROBLEMS, STAFF},
 
-  {"GET", ITEM_PATH("problems"), res_get, 0, NULL, &PROBLEMS},
-  {"PATCH", ITEM_PATH("problems"), res_patch, R_BODY | R_MERGE_PATCH | R_IF_MATCH, NULL, &PROBLEMS},
-  {"DELETE", ITEM_PATH("problems"), res_delete, R_NO_CONTENT | R_IF_MATCH, NULL, &PROBLEMS},
-  {"GET", "/api/v1/problems/{id}/rectifications", res_list, R_LIST, NULL, &RECTIFICATIONS},
-  {"POST", "/api/v1/problems/{id}/rectifications", res_create, R_BODY | R_CREATED, NULL, &RECTIFICATIONS},
+  {"GET", ITEM_PATH("problems"), res_get, 0, NULL, &PROBLEMS, ALL},
+  {"PATCH", ITEM_PATH("problems"), res_patch, PATCH_FLAGS, NULL, &PROBLEMS, STAFF},
+  {"DELETE", ITEM_PATH("problems"), res_delete, DELETE_FLAGS, NULL, &PROBLEMS, STAFF},
+  {"GET", "/api/v1/problems/{id}/rectifications", res_list, R_LIST, NULL, &RECTIFICATIONS, ALL},
+  {"POST", "/api/v1/problems/{id}/rectifications", res_create, R_BODY | R_CREATED, NULL, &RECTIFICATIONS, STAFF},
 
-  {"GET", ITEM_PATH("rectifications"), res_get, 0, NULL, &RECTIFICATIONS},
-  {"PATCH", ITEM_PATH("rectifications"), res_patch, R_BODY | R_MERGE_PATCH | R_IF_MATCH, NULL, &RECTIFICATIONS},
-  {"DELETE", ITEM_PATH("rectifications"), res_delete, R_NO_CONTENT | R_IF_MATCH, NULL, &RECTIFICATIONS},
+  {"GET", ITEM_PATH("rectifications"), res_get, 0, NULL, &RECTIFICATIONS, ALL},
+  {"PATCH", ITEM_PATH("rectifications"), res_patch, PATCH_FLAGS, NULL, &RECTIFICATIONS, STAFF},
+  {"DELETE", ITEM_PATH("rectifications"), res_delete, DELETE_FLAGS, NULL, &RECTIFICATIONS, STAFF},
+
+  {"GET", "/api/v1/users", res_list, R_LIST, USER_FILTERS, &USERS, A},
+  {"POST", "/api/v1/users", res_create, R_BODY | R_CREATED, NULL, &USERS, A},
+  {"GET", ITEM_PATH("users"), res_get, 0, NULL, &USERS, A},
+  {"PATCH", ITEM_PATH("users"), res_patch, PATCH_FLAGS, NULL, &USERS, A},
+  {"POST", "/api/v1/users/{id}/password", user_reset_password, R_BODY, NULL, &USERS, A},
+
+  {"POST", "/api/v1/auth/token", session_login, R_PUBLIC | R_BODY | R_CREATED | R_OWN_TX | R_SECRET, NULL, NULL, 0},
+  {"DELETE", "/api/v1/auth/token", session_logout, R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE, NULL, NULL, ALL},
+  {"GET", "/api/v1/tokens", res_list, R_LIST, TOKEN_FILTERS, &TOKENS, A},
+  {"DELETE", ITEM_PATH("tokens"), token_revoke, R_NO_CONTENT, NULL, NULL, A},
+
+  {"GET", "/api/v1/me", me_get, R_BEFORE_PASSWORD_CHANGE, NULL, NULL, ALL},
+  {"PATCH", "/api/v1/me", me_patch, PATCH_FLAGS, NULL, NULL, ALL},
+  {"POST", "/api/v1/me/password", me_change_password, R_BODY | R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE, NULL, NULL, ALL},
+
+  {"GET", "/api/v1/audit-events", audit_list, R_LIST, AUDIT_FILTERS, NULL, ALL},
+  {"GET", "/api/v1/audit-events/verify", audit_verify, 0, AUDIT_VERIFY_PARAMS, NULL, READ},
 };
 
 const int ROUTE_COUNT = sizeof ROUTES / sizeof ROUTES[0];

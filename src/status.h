@@ -9,6 +9,8 @@ typedef enum {
   ST_MALFORMED,            /* 400 malformed-json */
   ST_BAD_QUERY,            /* 400 invalid-query, with errors */
   ST_UNAUTHORIZED,         /* 401 */
+  ST_FORBIDDEN,            /* 403: the role may not do this */
+  ST_PASSWORD_CHANGE,      /* 403: the password must be changed first */
   ST_NOT_FOUND,            /* 404, also for what is outside the caller's scope */
   ST_METHOD_NOT_ALLOWED,   /* 405 */
   ST_BAD_TRANSITION,       /* 409 invalid-transition, with allowed_transitions */
@@ -21,6 +23,7 @@ typedef enum {
   ST_UNSUPPORTED_MEDIA,    /* 415 */
   ST_IDEM_REUSED,          /* 422 */
   ST_PRECONDITION_REQUIRED,/* 428 */
+  ST_TOO_MANY,             /* 429, with Retry-After */
   ST_INTERNAL,             /* 500 */
   ST_UNAVAILABLE,          /* 503 */
   ST__COUNT

@@ -86,6 +86,36 @@ int date_valid(const char *s) {
   return d <= days[m - 1] + (m == 2 && leap);
 }
 
+int time_valid(char *s) {
+  size_t n = strlen(s);
+  char date[11];
+  if (n < 20 || (s[10] != 'T' && s[10] != 't'))
+    return 0;
+  memcpy(date, s, 10);
+  date[10] = '\0';
+  if (!date_valid(date))
+    return 0;
+  const char *t = s + 11;
+  if (!(t[0] >= '0' && t[0] <= '2' && t[1] >= '0' && t[1] <= '9' && t[2] == ':' && t[3] >= '0' && t[3] <= '5' &&
+        t[4] >= '0' && t[4] <= '9' && t[5] == ':' && t[6] >= '0' && t[6] <= '5' && t[7] >= '0' && t[7] <= '9') ||
+      (t[0] - '0') * 10 + (t[1] - '0') > 23)
+    return 0;
+  char *z = s + 19;
+  if (*z == '.') {
+    z++;
+    size_t digits = strspn(z, "0123456789");
+    if (digits < 1 || digits > 6)
+      return 0;
+    z += digits;
+  }
+  if ((*z == 'Z' || *z == 'z') && z[1] == '\0')
+    return 1;
+  if (*z == ' ')
+    *z = '+';
+  return (*z == '+' || *z == '-') && strlen(z) == 6 && z[1] >= '0' && z[1] <= '1' && z[2] >= '0' && z[2] <= '9' &&
+         z[3] == ':' && z[4] >= '0' && z[4] <= '5' && z[5] >= '0' && z[5] <= '9';
+}
+
 int id_parse(const char *s, int64_t *out) {
   int64_t v = 0;
   if (!s || !*s || *s == '0' || strlen(s) > 16)

@@ -52,6 +52,9 @@ size_t utf8_chars(const char *s);
 int utf8_valid(const char *s, size_t len);
 /* 1 when s is "YYYY-MM-DD" and a real date. */
 int date_valid(const char *s);
+/* 1 when s is an RFC 3339 date-time ("2026-11-26T08:00:00Z", "...+08:00", fractions allowed).
+ * A space where the offset's '+' belongs (a '+' left unencoded in a URL) is mended in place. */
+int time_valid(char *s);
 /* Parses a canonical positive id ("1" .. "9007199254740991", no sign, no leading zero). */
 int id_parse(const char *s, int64_t *out);
 

@@ -9,7 +9,7 @@ from harness import (API, UTC_DATETIME_RE, check, ctx, eq, expect_problem, expec
                      make_user, mk_dept, mk_inspection, mk_problem, mk_rect, items_of, qs, seed_data,
                      seed_dept_id, test, day, run_cli)
 
-KEYS = ["created_at", "id", "kind", "name", "parent", "parent_id", "updated_at"]
+KEYS = ["created_at", "id", "kind", "merged_at", "merged_into", "merged_into_id", "name", "parent", "parent_id", "updated_at"]
 
 
 def path(did):

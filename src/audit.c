@@ -1,0 +1,129 @@
+#include "audit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "resource.h"
+
+static const char *SQL_APPEND =
+    "SELECT audit_append(nullif($1, '0')::bigint, $2, $3, nullif($4, '0')::bigint, $5, $6, $7::jsonb,"
+    " $8::jsonb, ducha_entity_scope($3, nullif($4, '0')::bigint))";
+
+status audit_db(db_conn *db, int64_t actor, const char *request_id, const char *address, const char *action,
+                const char *entity_type, int64_t entity_id, const json_t *before, const json_t *after) {
+  struct num a = num(actor), id = num(entity_id);
+  char *b = before ? json_dumps(before, JSON_COMPACT) : NULL, *f = after ? json_dumps(after, JSON_COMPACT) : NULL;
+  const char *params[] = {a.s, action, entity_type, id.s, request_id, address && *address ? address : NULL, b, f};
+  status s = db_exec(db, NULL, SQL_APPEND, 8, params);
+  free(b);
+  free(f);
+  return s;
+}
+
+status audit_write(struct call *c, const char *action, const char *entity_type, int64_t entity_id,
+                   const json_t *before, const json_t *after) {
+  status s = audit_db(c->db, c->who.user_id, c->request_id, c->client_address, action, entity_type, entity_id,
+                      before, after);
+  return s == ST_OK ? ST_OK : fail(c, s == ST_UNAVAILABLE ? s : ST_INTERNAL, "the change could not be recorded");
+}
+
+/* Fields whose change is not news of its own. */
+static int incidental(const char *key) {
+  return !strcmp(key, "updated_at") || !strcmp(key, "counts") || !strcmp(key, "problem_count") ||
+         !strcmp(key, "rectification_count") || !strcmp(key, "task_count");
+}
+
+status audit_change(struct call *c, const char *entity_type, int64_t entity_id, const json_t *before,
+                    const json_t *after) {
+  json_t *b = json_object(), *a = json_object();
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)after, key, value) {
+    json_t *old = json_object_get(before, key);
+    if (incidental(key) || (old && json_equal(old, value)))
+      continue;
+    json_object_set(b, key, old ? old : json_null());
+    json_object_set(a, key, value);
+  }
+  status s = json_object_size(a) ? audit_write(c, "update", entity_type, entity_id, b, a) : ST_OK;
+  json_decref(b);
+  json_decref(a);
+  return s;
+}
+
+const struct qparam AUDIT_FILTERS[] = {
+  {"entity_type", Q_TEXT, NULL},
+  {"entity_id", Q_ID, NULL},
+  {"actor_id", Q_ID, NULL},
+  {"action", Q_TEXT, NULL},
+  {"from", Q_TIME, NULL},
+  {"to", Q_TIME, NULL},
+  {0},
+};
+
+#define JSON_OF_E                                                                              \
+  "json_build_object('id', e.id, 'occurred_at', e.occurred_at, 'actor_id', e.actor_id,"       \
+  " 'actor_name', e.actor_name, 'action', e.action, 'entity_type', e.entity_type,"             \
+  " 'entity_id', e.entity_id, 'request_id', e.request_id, 'client_address', e.client_address," \
+  " 'before', e.before, 'after', e.after)"
+/* A department user sees the events on records in its scope. */
+#define FILTER_E                                                                               \
+  " WHERE (ducha_scope() IS NULL OR e.scope_department_ids && ducha_scope())"                 \
+  "   AND ($1::text IS NULL OR e.entity_type = $1) AND ($2::bigint IS NULL OR e.entity_id = $2)" \
+  "   AND ($3::bigint IS NULL OR e.actor_id = $3) AND ($4::text IS NULL OR e.action = $4)"      \
+  "   AND ($5::timestamptz IS NULL OR e.occurred_at >= $5) AND ($6::timestamptz IS NULL OR e.occurred_at < $6)"
+
+static const struct resource AUDIT_EVENTS = {
+  .name = "audit event",
+  .list = {
+    .sql_page = "SELECT e.id, " JSON_OF_E " FROM audit_events e" FILTER_E
+                " AND ($7::bigint IS NULL OR e.id < $7) ORDER BY e.id DESC LIMIT $8",
+    .sql_count = "SELECT count(*) FROM audit_events e" FILTER_E,
+  },
+};
+
+status audit_list(struct call *c) { return resource_list(c, &AUDIT_EVENTS); }
+
+const struct qparam AUDIT_VERIFY_PARAMS[] = {
+  {"from", Q_TIME, NULL},
+  {"to", Q_TIME, NULL},
+  {0},
+};
+
+#define VERIFY_MAX 50000
+
+static const char *SQL_COUNT_RANGE =
+    "SELECT count(*) FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2";
+static const char *SQL_VERIFY =
+    "SELECT coalesce(json_agg(json_build_object('event_id', v.event_id, 'chain', v.chain,"
+    " 'chain_seq', v.chain_seq, 'problem', v.problem)), '[]') FROM audit_verify($1, $2) v";
+
+status audit_verify(struct call *c) {
+  const char *from = c->query.values[0], *to = c->query.values[1];
+  if (!from)
+    invalid(c, "/query/from", "is required");
+  if (!to)
+    invalid(c, "/query/to", "is required");
+  if (!from || !to)
+    return fail(c, ST_BAD_QUERY, "give the range to verify as from and to");
+  const char *params[] = {from, to};
+  char count[24];
+  status s = db_value(c->db, count, sizeof count, SQL_COUNT_RANGE, 2, params);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (strtol(count, NULL, 10) > VERIFY_MAX) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "the range holds %s events; verify at most %d at a time", count, VERIFY_MAX);
+    invalid(c, "/query/from", msg);
+    return fail(c, ST_BAD_QUERY, "%s", msg);
+  }
+  PGresult *r;
+  if ((s = db_row(c->db, &r, SQL_VERIFY, 2, params)) != ST_OK)
+    return resource_db_failure(c, s);
+  json_t *problems = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+  PQclear(r);
+  c->result = json_pack("{s:s, s:s, s:I, s:b, s:o}", "from", from, "to", to, "events_checked",
+                        (json_int_t)strtoll(count, NULL, 10), "ok", json_array_size(problems) == 0, "problems",
+                        problems ? problems : json_array());
+  return ST_OK;
+}
