@@ -46,11 +46,22 @@ struct call {
   json_t *result;          /* success body (owned) */
   long etag;               /* version for the ETag header; 0 for none */
   char location[160];      /* Location of a created resource */
-  char link_next[64];      /* the next page's cursor, for the Link header */
+  char link_next[256];     /* the next page's cursor, for the Link header */
   json_t *errors;          /* problem errors [{pointer, message}] (owned, always allocated) */
   json_t *allowed;         /* allowed_transitions, with ST_BAD_TRANSITION (owned) */
   char detail[256];        /* plain words for the problem's detail */
+  const char *content_type;        /* request headers some handlers read */
+  const char *content_disposition;
+  /* outputs */
   long retry_after;        /* seconds, with ST_TOO_MANY */
+  char etag_text[80];      /* an ETag other than the version (a file's hash), quoted */
+  char disposition[1100];  /* Content-Disposition of a download */
+  /* a streamed body: stream_read(data, offset, out, max) gives the next bytes (-1 at the end) */
+  long (*stream_read)(void *data, uint64_t offset, char *out, size_t max);
+  void (*stream_free)(void *data);
+  void *stream_data;
+  uint64_t stream_size;
+  const char *stream_type;
   const char *raw;         /* a non-JSON success body (not owned), with raw_type */
   size_t raw_len;
   const char *raw_type;
@@ -70,7 +81,8 @@ enum route_flags {
   R_SECRET = 256,      /* the response carries a secret: never stored for Idempotency-Key */
   R_MERGE_PATCH = 512, /* also accepts application/merge-patch+json */
   R_OWN_TX = 1024,     /* the handler runs its own transactions (logins record failures) */
-  R_BEFORE_PASSWORD_CHANGE = 2048 /* allowed while the user must change the password */
+  R_BEFORE_PASSWORD_CHANGE = 2048, /* allowed while the user must change the password */
+  R_UPLOAD = 4096      /* the body is a file, streamed to disk before dispatch (upload.c) */
 };
 
 struct resource;

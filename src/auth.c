@@ -24,7 +24,7 @@ int auth_token_plausible(const char *text) {
 static const char *SQL_VERIFY =
     "SELECT u.id, u.role, coalesce(u.department_id, 0), u.must_change_password, t.id,"
     " set_config('ducha.scope', CASE WHEN u.role = 'department' THEN ducha_subtree(u.department_id)::text"
-    "   ELSE '' END, false)"
+    "   ELSE '' END, false), set_config('ducha.actor', u.id::text, false), set_config('ducha.role', u.role, false)"
     " FROM tokens t JOIN users u ON u.id = t.user_id"
     " WHERE t.token_hash = sha256(convert_to($1, 'UTF8'))"
     "   AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled";

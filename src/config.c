@@ -45,6 +45,7 @@ static const struct var VARS[] = {
   {"DUCHA_TRUSTED_PROXIES", "", STR(trusted_proxies), 0, 0,
    "comma-separated proxy addresses (a.b.c.d or a.b.c.d/n) whose X-Forwarded-For is believed"},
   {"DUCHA_TOKEN_TTL_HOURS", "12", NUM(token_ttl_hours, 1, 8760), "hours a login token stays valid"},
+  {"DUCHA_UPLOAD_LIMIT", "20971520", NUM(upload_limit, 1, 1073741824), "largest evidence file in bytes"},
   {"DUCHA_HASH_CONCURRENCY", "2", NUM(hash_concurrency, 1, 64),
    "password hashes computed at once at most (each takes 19 MiB)"},
 };

@@ -24,6 +24,7 @@ struct config {
   char trusted_proxies[1024];
   long token_ttl_hours;
   long hash_concurrency;
+  long upload_limit;
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

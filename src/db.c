@@ -214,6 +214,18 @@ db_conn *db_open(const struct config *cfg) {
   return c;
 }
 
+db_conn *db_open_stream(const struct config *cfg) {
+  char why[256];
+  db_conn *c = calloc(1, sizeof *c);
+  c->pg = connect_with_deadline(cfg, CONNECT_DEADLINE_MS, why, sizeof why);
+  if (!c->pg) {
+    free(c);
+    return NULL;
+  }
+  c->deadline_ms = (int)cfg->statement_timeout + 100;
+  return c;
+}
+
 void db_close(db_conn *c) {
   if (!c)
     return;

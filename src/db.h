@@ -27,8 +27,12 @@ void db_pool_close(void);
 status db_acquire(db_conn **out) __attribute__((warn_unused_result));
 void db_release(db_conn *c);
 
-/* A single connection outside the pool (command-line tools). NULL after printing why. */
+/* A single connection outside the pool (command-line tools: no statement timeout). NULL after
+ * printing why. */
 db_conn *db_open(const struct config *cfg);
+/* A connection of its own for a streamed response, with the pool's timeouts. NULL when the
+ * database is away. */
+db_conn *db_open_stream(const struct config *cfg);
 void db_close(db_conn *c);
 
 /* Runs sql with text parameters (NULL = SQL NULL). On ST_OK *res holds the result (caller

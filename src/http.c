@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "idempotency.h"
 #include "net.h"
+#include "upload.h"
 #include "problem.h"
 #include "validate.h"
 
@@ -71,6 +72,8 @@ static void ctx_free(void *p) {
   json_decref(c->result);
   json_decref(c->errors);
   json_decref(c->allowed);
+  if (c->stream_read && c->stream_free) /* made, but never handed to Ulfius */
+    c->stream_free(c->stream_data);
   query_free(&c->query);
   free(x->path);
   free(x);
@@ -143,6 +146,17 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
   const struct route *rt = c->route;
   if (s != ST_OK) {
     send_problem(resp, x, s);
+    return;
+  }
+  if (c->stream_read) {
+    x->http_status = 200;
+    ulfius_set_stream_response(resp, 200, (ssize_t(*)(void *, uint64_t, char *, size_t))c->stream_read,
+                               c->stream_free, c->stream_size, 65536, c->stream_data);
+    c->stream_read = NULL; /* Ulfius owns the stream now */
+    u_map_put(resp->map_header, "Content-Type", c->stream_type);
+    u_map_put(resp->map_header, "Content-Disposition", c->disposition);
+    u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
+    u_map_put(resp->map_header, "ETag", c->etag_text);
     return;
   }
   if (c->raw) {
@@ -226,8 +240,8 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
     return U_CALLBACK_COMPLETE;
   }
   const char *length = u_map_get_case(req->map_header, "Content-Length");
-  if (req->binary_body_length > (size_t)cfg->body_limit ||
-      (length && strtoull(length, NULL, 10) > (unsigned long long)cfg->body_limit)) {
+  if (!upload_current() && (req->binary_body_length > (size_t)cfg->body_limit ||
+                            (length && strtoull(length, NULL, 10) > (unsigned long long)cfg->body_limit))) {
     fail(&x->call, ST_TOO_LARGE, "the body is larger than %ld bytes", cfg->body_limit);
     send_problem(resp, x, ST_TOO_LARGE);
     return U_CALLBACK_COMPLETE;
@@ -328,6 +342,8 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
     }
   }
   c->if_match = u_map_get_case(req->map_header, "If-Match");
+  c->content_type = u_map_get_case(req->map_header, "Content-Type");
+  c->content_disposition = u_map_get_case(req->map_header, "Content-Disposition");
   if ((rt->flags & R_IF_MATCH) && !c->if_match)
     return fail(c, ST_PRECONDITION_REQUIRED, "send If-Match with the ETag you read (or * to overwrite)");
   return ST_OK;
@@ -449,6 +465,14 @@ static char *ulfius_format(const char *path) {
   return out;
 }
 
+/* The routes whose bodies are files: they stream to disk (upload.c). */
+static int is_upload(const char *method, const char *url) {
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    if ((ROUTES[i].flags & R_UPLOAD) && !strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, url))
+      return 1;
+  return 0;
+}
+
 void http_print_routes(void) {
   for (int i = 0; i < ROUTE_COUNT; i++)
     printf("%s %s\n", ROUTES[i].method, ROUTES[i].path);
@@ -491,7 +515,8 @@ int http_serve(const struct config *cfg) {
     {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger, NULL},
     {MHD_OPTION_END, 0, NULL},
   };
-  if (ulfius_start_framework_with_mhd_options(&inst, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, ops) != U_OK) {
+  if (upload_start(&inst, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, ops, (uint64_t)cfg->upload_limit,
+                   is_upload) != U_OK) {
     y_log_message(Y_LOG_LEVEL_ERROR, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
     goto out;
   }

@@ -88,6 +88,12 @@ static char *convert(const struct qparam *p, const char *v, json_t *errors) {
     bad(errors, p->name, "must be an RFC 3339 date-time such as 2026-11-26T08:00:00Z");
     return NULL;
   }
+  case Q_ENUM:
+    for (const char *const *e = p->values; *e; e++)
+      if (!strcmp(*e, v))
+        return strdup(v);
+    bad(errors, p->name, "is not one of the allowed values");
+    return NULL;
   case Q_CODE:
     if (*v && strlen(v) <= 50 && strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(v))
       return strdup(v);
@@ -182,7 +188,7 @@ status query_parse(const char *raw, const struct qparam *spec, int is_list, stru
         q->limit = n;
       seen_limit = 1;
     } else if (seen == &seen_cursor) {
-      if (!cursor_decode(value, &q->cursor))
+      if (!cursor_decode(value, &q->cursor, &q->cursor_value))
         bad(errors, name, "is not a cursor this service gave");
       else
         q->has_cursor = 1;
@@ -204,21 +210,22 @@ status query_parse(const char *raw, const struct qparam *spec, int is_list, stru
 }
 
 void query_free(struct query *q) {
+  free(q->cursor_value);
+  q->cursor_value = NULL;
   for (int i = 0; i < QUERY_MAX; i++) {
     free(q->values[i]);
     q->values[i] = NULL;
   }
 }
 
-/* The cursor is base64url("k1:" key) without padding: opaque to clients, checked on return. */
+/* A cursor is base64url (no padding) of "k1:<key>" or "k2:<id>:<sort value>": opaque to
+ * clients, checked when it comes back. */
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-char *cursor_encode(int64_t key) {
-  char plain[40];
-  int n = snprintf(plain, sizeof plain, "k1:%lld", (long long)key);
-  char *out = malloc((size_t)n * 4 / 3 + 4);
+static char *b64_encode(const char *plain, size_t n) {
+  char *out = malloc(n * 4 / 3 + 4);
   size_t o = 0;
-  for (int i = 0; i < n; i += 3) {
+  for (size_t i = 0; i < n; i += 3) {
     unsigned v = (unsigned char)plain[i] << 16;
     if (i + 1 < n)
       v |= (unsigned char)plain[i + 1] << 8;
@@ -235,12 +242,25 @@ char *cursor_encode(int64_t key) {
   return out;
 }
 
-int cursor_decode(const char *text, int64_t *key) {
+char *cursor_encode(int64_t key) {
   char plain[40];
+  int n = snprintf(plain, sizeof plain, "k1:%lld", (long long)key);
+  return b64_encode(plain, (size_t)n);
+}
+
+char *cursor_encode_pair(const char *value, int64_t id) {
+  char plain[160];
+  int n = snprintf(plain, sizeof plain, "k2:%lld:%.100s", (long long)id, value);
+  return b64_encode(plain, (size_t)n);
+}
+
+int cursor_decode(const char *text, int64_t *key, char **value) {
+  char plain[160];
   size_t len = strlen(text), n = 0;
   unsigned v = 0;
   int bits = 0;
-  if (len == 0 || len > 50)
+  *value = NULL;
+  if (len == 0 || len > 200)
     return 0;
   for (size_t i = 0; i < len; i++) {
     const char *p = strchr(B64, text[i]);
@@ -256,17 +276,19 @@ int cursor_decode(const char *text, int64_t *key) {
     }
   }
   plain[n] = '\0';
-  if (strncmp(plain, "k1:", 3) || !plain[3])
+  if (strlen(plain) != n || (strncmp(plain, "k1:", 3) && strncmp(plain, "k2:", 3)))
     return 0;
   char *end;
   long long k = strtoll(plain + 3, &end, 10);
-  if (*end || (plain[3] != '-' && (plain[3] < '0' || plain[3] > '9')))
+  if (end == plain + 3 || (plain[1] == '1' && *end) || (plain[1] == '2' && *end != ':'))
     return 0;
-  char *again = cursor_encode(k);
+  char *again = plain[1] == '1' ? cursor_encode(k) : cursor_encode_pair(end + 1, k);
   int same = !strcmp(again, text);
   free(again);
-  if (!same)
+  if (!same || (plain[1] == '2' && !utf8_valid(end + 1, strlen(end + 1))))
     return 0;
+  if (plain[1] == '2')
+    *value = strdup(end + 1);
   *key = k;
   return 1;
 }

@@ -14,7 +14,8 @@ enum qtype {
   Q_TEXT,    /* 1-100 characters of text */
   Q_ENUMS,   /* comma-separated values from the list; becomes a PostgreSQL array literal */
   Q_CODE,    /* [a-z0-9_-]{1,50} */
-  Q_TIME     /* RFC 3339 date-time */
+  Q_TIME,    /* RFC 3339 date-time */
+  Q_ENUM     /* one value from the list */
 };
 
 struct qparam {
@@ -29,7 +30,8 @@ struct query {
   long limit;                  /* 1-200, default 50 */
   int include_total;
   int has_cursor;
-  int64_t cursor;              /* the key after which the page starts */
+  int64_t cursor;              /* the key (or id) after which the page starts */
+  char *cursor_value;          /* with a two-part cursor, the sort value before the id; owned */
   char *values[QUERY_MAX];     /* by position in the spec; NULL when absent; owned */
 };
 
@@ -40,10 +42,12 @@ status query_parse(const char *raw, const struct qparam *spec, int is_list, stru
                    json_t *errors);
 void query_free(struct query *q);
 
-/* Cursor text for key (caller owns the result). */
+/* Cursor text for key, or for a sort value and an id (caller owns the result). */
 char *cursor_encode(int64_t key);
-/* 1 and *key when text is a cursor made by cursor_encode. */
-int cursor_decode(const char *text, int64_t *key);
+char *cursor_encode_pair(const char *value, int64_t id);
+/* 1 when text is a cursor this service made: *key, and *value (owned; NULL for a one-part
+ * cursor). */
+int cursor_decode(const char *text, int64_t *key, char **value);
 
 /* 1 when an If-Match header value ("*", or a list of "n" entity tags) matches version. */
 int etag_matches(const char *if_match, long version);

@@ -28,21 +28,33 @@ static const struct ordinal_sql ORDINALS = {
            " WHERE problem_id = $1 AND ordinal BETWEEN $2 AND $3 AND ($5::bigint IS NULL OR id <> $5)",
 };
 
+/* Everything a front end shows for a rectification, the ledger's rows included, in one object. */
 #define JSON_OF_R                                                                              \
   "json_build_object('id', r.id, 'problem_id', r.problem_id, 'item_id', p.item_id,"           \
   " 'inspection_id', it.inspection_id, 'ordinal', r.ordinal, 'measure', r.measure,"            \
   " 'responsible_department_id', r.responsible_department_id,"                                 \
   " 'responsible_department', json_build_object('id', d.id, 'name', d.name),"                  \
   " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status)," \
+  " 'closed_on_time', r.closed_on_time, 'submitted_at', r.submitted_at, 'submitted_by', " USER_REF("sb") "," \
+  " 'closed_at', r.closed_at, 'closed_by', " USER_REF("cb") ", 'close_opinion', r.close_opinion," \
+  " 'urge_count', r.urge_count, 'last_urged_at', r.last_urged_at,"                             \
+  " 'evidence_count', (SELECT count(*) FROM evidence e WHERE e.rectification_id = r.id),"      \
+  " 'problem', json_build_object('id', p.id, 'ordinal', p.ordinal, 'description', p.description)," \
+  " 'item', json_build_object('id', it.id, 'seq', it.seq),"                                    \
+  " 'inspection', json_build_object('id', i.id, 'title', i.title, 'status', i.status),"        \
+  " 'target_department', json_build_object('id', td.id, 'name', td.name),"                     \
+  " 'allowed_transitions', to_json(ducha_rectification_actions(r.status, r.responsible_department_id," \
+  "   r.submitted_by, EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id" \
+  "   AND x.status = 'pending'))),"                                                            \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
-/* A department user sees the rectifications assigned to its units and those of its own
- * inspections. */
-#define VISIBLE_R                                                                              \
-  "(ducha_in_scope(r.responsible_department_id)"                                               \
-  " OR ducha_in_scope((SELECT target_department_id FROM inspections WHERE id = it.inspection_id)))"
+/* A department user sees the rectifications assigned to its units, now or before a
+ * reassignment, and those of inspections of its units. */
+#define VISIBLE_R "ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
 #define FROM_R                                                                                 \
   " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
-  " JOIN departments d ON d.id = r.responsible_department_id"
+  " JOIN inspections i ON i.id = it.inspection_id JOIN departments d ON d.id = r.responsible_department_id" \
+  " JOIN departments td ON td.id = i.target_department_id"                                     \
+  " LEFT JOIN users sb ON sb.id = r.submitted_by LEFT JOIN users cb ON cb.id = r.closed_by"
 
 /* A deadline is set for the future (or today), in the local zone of deadlines. */
 static status deadline_ok(struct call *c) {
@@ -115,3 +127,67 @@ const struct resource RECTIFICATIONS = {
   .before_create = before_create,
   .before_change = before_change,
 };
+
+/* ---- 整改台账: the ledger ------------------------------------------------------------------- */
+
+static const char *const STATUSES[] = {"pending", "in_progress", "submitted", "closed", NULL};
+static const char *const SORTS[] = {"deadline", "-deadline", "updated_at", "-updated_at", NULL};
+
+/* The order of these is the order of the SQL parameters; sort comes last and is not one. */
+const struct qparam LEDGER_FILTERS[] = {
+  {"status", Q_ENUMS, STATUSES},
+  {"overdue", Q_BOOL, NULL},
+  {"responsible_department_id", Q_ID, NULL},
+  {"include_sub_units", Q_BOOL, NULL},
+  {"inspection_id", Q_ID, NULL},
+  {"target_department_id", Q_ID, NULL},
+  {"task_id", Q_ID, NULL},
+  {"batch_id", Q_ID, NULL},
+  {"deadline_from", Q_DATE, NULL},
+  {"deadline_to", Q_DATE, NULL},
+  {"q", Q_TEXT, NULL},
+  {"sort", Q_ENUM, SORTS},
+  {0},
+};
+#define LEDGER_NFILTERS 11
+
+/* q: the rows whose character pairs (or single character) contain the query's, through the
+ * GIN index, then the exact substring among them. */
+#define FILTER_L                                                                               \
+  " WHERE " VISIBLE_R " AND ($1::text[] IS NULL OR r.status = ANY ($1))"                        \
+  "   AND ($2::boolean IS NULL OR ducha_overdue(r.deadline, r.status) = $2)"                     \
+  "   AND ($3::bigint IS NULL OR CASE WHEN coalesce($4::boolean, false)"                        \
+  "        THEN r.responsible_department_id = ANY (ducha_subtree($3)) ELSE r.responsible_department_id = $3 END)" \
+  "   AND ($5::bigint IS NULL OR it.inspection_id = $5) AND ($6::bigint IS NULL OR i.target_department_id = $6)" \
+  "   AND ($7::bigint IS NULL OR it.task_id = $7) AND ($8::bigint IS NULL OR i.batch_id = $8)"  \
+  "   AND ($9::date IS NULL OR r.deadline >= $9) AND ($10::date IS NULL OR r.deadline <= $10)"  \
+  "   AND ($11::text IS NULL OR (r.search_grams @> ducha_query_ngrams($11)"                     \
+  "        AND r.search_text ILIKE ducha_contains($11)))"
+#define DEADLINE_KEY "coalesce(r.deadline, 'infinity'::date)"
+#define PAGE_L(key, op, dir, type)                                                             \
+  "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L                                  \
+  " AND ($12::" type " IS NULL OR (" key ", r.id) " op " ($12::" type ", $13::bigint))"         \
+  " ORDER BY " key " " dir ", r.id " dir " LIMIT $14"
+
+static const char *const LEDGER_PAGES[] = {
+  PAGE_L(DEADLINE_KEY, ">", "ASC", "date"),
+  PAGE_L(DEADLINE_KEY, "<", "DESC", "date"),
+  PAGE_L("r.updated_at", ">", "ASC", "timestamptz"),
+  PAGE_L("r.updated_at", "<", "DESC", "timestamptz"),
+};
+static const char *SQL_LEDGER_COUNT = "SELECT count(*)" FROM_R FILTER_L;
+
+status rectification_ledger(struct call *c) {
+  const char *params[LEDGER_NFILTERS + 3];
+  for (int i = 0; i < LEDGER_NFILTERS; i++)
+    params[i] = c->query.values[i];
+  const char *sort = c->query.values[LEDGER_NFILTERS];
+  int which = 0;
+  while (sort && SORTS[which] && strcmp(SORTS[which], sort))
+    which++;
+  if (c->query.values[3] && !c->query.values[2]) {
+    invalid(c, "/query/include_sub_units", "goes with responsible_department_id");
+    return fail(c, ST_BAD_QUERY, "see errors");
+  }
+  return resource_page(c, LEDGER_PAGES[SORTS[which] ? which : 0], SQL_LEDGER_COUNT, params, LEDGER_NFILTERS, 1);
+}

@@ -75,9 +75,9 @@ status res_list(struct call *c) { return resource_list(c, res_of(c)); }
 
 status resource_list(struct call *c, const struct resource *r) {
   const struct list_def *l = &r->list;
-  const char *params[QUERY_MAX + 3];
+  const char *params[QUERY_MAX + 4];
   int n = 0;
-  struct num parent = num(c->id), cursor = num(c->query.cursor), limit = num(c->query.limit + 1);
+  struct num parent = num(c->id);
   PGresult *res = NULL;
   status s;
   if (l->sql_parent) {
@@ -89,10 +89,24 @@ status resource_list(struct call *c, const struct resource *r) {
   }
   for (int i = 0; c->route->query && c->route->query[i].name; i++)
     params[n++] = c->query.values[i];
-  int nfilters = n;
+  return resource_page(c, l->sql_page, l->sql_count, params, n, 0);
+}
+
+status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char **params, int nfilters,
+                     int pair) {
+  struct num cursor = num(c->query.cursor), limit = num(c->query.limit + 1);
+  PGresult *res = NULL;
+  status s;
+  int n = nfilters;
+  if (pair)
+    params[n++] = c->query.has_cursor ? c->query.cursor_value : NULL;
   params[n++] = c->query.has_cursor ? cursor.s : NULL;
   params[n++] = limit.s;
-  if ((s = db_exec(c->db, &res, l->sql_page, n, params)) != ST_OK)
+  if (c->query.has_cursor && pair != (c->query.cursor_value != NULL)) {
+    invalid(c, "/query/cursor", "belongs to another listing");
+    return fail(c, ST_BAD_QUERY, "see errors");
+  }
+  if ((s = db_exec(c->db, &res, sql_page, n, params)) != ST_OK)
     return resource_db_failure(c, s);
   json_t *data = json_array();
   int rows = PQntuples(res);
@@ -103,7 +117,9 @@ status resource_list(struct call *c, const struct resource *r) {
   }
   c->result = json_pack("{s:o}", "data", data);
   if (rows > c->query.limit) {
-    char *next = cursor_encode(strtoll(PQgetvalue(res, (int)c->query.limit - 1, 0), NULL, 10));
+    int last = (int)c->query.limit - 1;
+    int64_t key = strtoll(PQgetvalue(res, last, 0), NULL, 10);
+    char *next = pair ? cursor_encode_pair(PQgetvalue(res, last, 2), key) : cursor_encode(key);
     snprintf(c->link_next, sizeof c->link_next, "%s", next);
     json_object_set_new(c->result, "next_cursor", json_string(next));
     free(next);
@@ -112,7 +128,7 @@ status resource_list(struct call *c, const struct resource *r) {
   }
   PQclear(res);
   if (c->query.include_total) {
-    if ((s = db_row(c->db, &res, l->sql_count, nfilters, params)) != ST_OK)
+    if ((s = db_row(c->db, &res, sql_count, nfilters, params)) != ST_OK)
       return resource_db_failure(c, s);
     json_object_set_new(c->result, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
     PQclear(res);

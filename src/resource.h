@@ -41,6 +41,11 @@ status resource_lock(struct call *c, const struct resource *r) __attribute__((wa
 /* The generic handlers for an explicit resource; res_* take it from the route. */
 status resource_list(struct call *c, const struct resource *r);
 status resource_create(struct call *c, const struct resource *r);
+/* One page of a list: params holds nfilters filter values and room for 3 more (the cursor and
+ * the limit). sql_page returns rows (id, json) or, with pair, (id, json, sort value) and takes
+ * the cursor as (sort value, id). */
+status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char **params, int nfilters,
+                     int pair);
 status resource_patch(struct call *c, const struct resource *r);
 status resource_delete(struct call *c, const struct resource *r);
 

@@ -10,6 +10,10 @@
 #define ITEM_PATH(p) "/api/v1/" p "/{id}"
 #define PATCH_FLAGS (R_BODY | R_MERGE_PATCH | R_IF_MATCH)
 #define DELETE_FLAGS (R_NO_CONTENT | R_IF_MATCH)
+#define D ROLE_DEPARTMENT
+/* POST /rectifications/{id}/<name>, one handler for the lifecycle */
+#define ACTION(name, roles, flags)                                                             \
+  {"POST", "/api/v1/rectifications/{id}/" name, rectification_act, R_BODY | (flags), NULL, &RECTIFICATIONS, roles}
 
 /* list, get, patch and delete of a plain resource, with who may read and who may write */
 #define CRUD(path, res, filters, readers, writers)                                             \
@@ -55,9 +59,33 @@ const struct route ROUTES[] = {
   {"GET", "/api/v1/problems/{id}/rectifications", res_list, R_LIST, NULL, &RECTIFICATIONS, ALL},
   {"POST", "/api/v1/problems/{id}/rectifications", res_create, R_BODY | R_CREATED, NULL, &RECTIFICATIONS, STAFF},
 
+  {"GET", "/api/v1/rectifications", rectification_ledger, R_LIST, LEDGER_FILTERS, NULL, ALL},
   {"GET", ITEM_PATH("rectifications"), res_get, 0, NULL, &RECTIFICATIONS, ALL},
   {"PATCH", ITEM_PATH("rectifications"), res_patch, PATCH_FLAGS, NULL, &RECTIFICATIONS, STAFF},
   {"DELETE", ITEM_PATH("rectifications"), res_delete, DELETE_FLAGS, NULL, &RECTIFICATIONS, STAFF},
+  ACTION("start", STAFF | D, R_BODY_OPTIONAL),
+  ACTION("submit", STAFF | D, R_BODY_OPTIONAL),
+  ACTION("close", STAFF, 0),
+  ACTION("reject", STAFF, 0),
+  ACTION("request-extension", A | D, 0),
+  ACTION("extend", STAFF, 0),
+  ACTION("refuse-extension", STAFF, 0),
+  ACTION("reassign", STAFF, 0),
+  ACTION("urge", STAFF, R_BODY_OPTIONAL),
+  ACTION("revoke", A, 0),
+  {"GET", "/api/v1/rectifications/{id}/closures", res_list, R_LIST, NULL, &CLOSURES, ALL},
+  {"GET", "/api/v1/rectifications/{id}/deadlines", res_list, R_LIST, NULL, &DEADLINES, ALL},
+  {"GET", "/api/v1/rectifications/{id}/extension-requests", res_list, R_LIST, NULL, &EXTENSION_REQUESTS, ALL},
+  {"GET", "/api/v1/rectifications/{id}/progress", res_list, R_LIST, NULL, &PROGRESS, ALL},
+  {"POST", "/api/v1/rectifications/{id}/progress", res_create, R_BODY | R_CREATED, NULL, &PROGRESS, STAFF | D},
+  {"GET", "/api/v1/progress/{id}", res_get, 0, NULL, &PROGRESS, ALL},
+  {"GET", "/api/v1/rectifications/{id}/evidence", res_list, R_LIST, NULL, &EVIDENCE_OF_RECTIFICATION, ALL},
+  {"POST", "/api/v1/rectifications/{id}/evidence", evidence_upload, R_UPLOAD | R_CREATED, EVIDENCE_UPLOAD_PARAMS,
+   NULL, STAFF | D},
+  {"GET", "/api/v1/items/{id}/evidence", res_list, R_LIST, NULL, &EVIDENCE_OF_ITEM, ALL},
+  {"POST", "/api/v1/items/{id}/evidence", evidence_upload, R_UPLOAD | R_CREATED, NULL, NULL, STAFF | D},
+  {"GET", "/api/v1/evidence/{id}", res_get, 0, NULL, &EVIDENCE, ALL},
+  {"GET", "/api/v1/evidence/{id}/content", evidence_content, 0, NULL, NULL, ALL},
 
   {"GET", "/api/v1/users", res_list, R_LIST, USER_FILTERS, &USERS, A},
   {"POST", "/api/v1/users", res_create, R_BODY | R_CREATED, NULL, &USERS, A},

@@ -12,8 +12,7 @@ from harness import (API, UTC_DATETIME_RE, check, ctx, day, db, eq, expect_probl
 
 PROBLEM_KEYS = sorted(["id", "item_id", "inspection_id", "ordinal", "description", "rectification_count", "created_at",
                        "updated_at"])
-RECT_KEYS = sorted(["id", "problem_id", "item_id", "inspection_id", "ordinal", "measure", "responsible_department_id",
-                    "responsible_department", "deadline", "status", "overdue", "created_at", "updated_at"])
+from lifecycle_helpers import RECT_KEYS  # noqa: E402  (the full representation, issue 4)
 
 # text that must come back exactly as sent: full-width punctuation, quotes, a character outside
 # the BMP, an emoji, a decomposed (NFD) accent that must not be normalised, ideographic space.

@@ -49,13 +49,18 @@ int main(void) {
   query_free(&q);
   char *c = cursor_encode(12345);
   int64_t key = 0;
-  ok(cursor_decode(c, &key) && key == 12345, "cursor round trip (%s)", c);
+  char *cv = NULL;
+  ok(cursor_decode(c, &key, &cv) && key == 12345 && !cv, "cursor round trip (%s)", c);
   char *tampered = strdup(c);
   tampered[strlen(tampered) - 1] = '!';
-  ok(!cursor_decode(tampered, &key) && !cursor_decode("", &key) && !cursor_decode("!!", &key),
+  ok(!cursor_decode(tampered, &key, &cv) && !cursor_decode("", &key, &cv) && !cursor_decode("!!", &key, &cv),
      "foreign cursors refused");
   free(c);
   free(tampered);
+  c = cursor_encode_pair("2026-12-31", 77);
+  ok(cursor_decode(c, &key, &cv) && key == 77 && cv && !strcmp(cv, "2026-12-31"), "two-part cursor round trip");
+  free(cv);
+  free(c);
   ok(etag_matches("\"3\"", 3) && etag_matches("*", 9) && etag_matches("\"1\", \"3\"", 3) &&
          !etag_matches("\"4\"", 3) && !etag_matches("W/\"3\"", 3),
      "If-Match matching");

@@ -1,0 +1,336 @@
+/* The rectification lifecycle: pending -> in_progress -> submitted -> closed (销号), with
+ * reject, extensions, reassignment (转办), urging (督办) and revocation. Each action locks the
+ * row, checks that the caller may take it now, applies it and records it, in one transaction. */
+#include <string.h>
+
+#include "audit.h"
+#include "resources.h"
+
+static const struct field NOTE[] = {
+  {"note", F_TEXT, 0, 1, 2000, NULL, 0},
+  {0},
+};
+static const struct field OPINION[] = {
+  {"opinion", F_TEXT, FIELD_REQUIRED, 1, 2000, NULL, 0},
+  {0},
+};
+static const struct field REASON[] = {
+  {"reason", F_TEXT, FIELD_REQUIRED, 1, 2000, NULL, 0},
+  {0},
+};
+static const struct field REQUEST[] = {
+  {"deadline", F_DATE, FIELD_REQUIRED, 0, 0, NULL, 0},
+  {"reason", F_TEXT, FIELD_REQUIRED, 1, 2000, NULL, 0},
+  {0},
+};
+static const struct field EXTEND[] = {
+  {"deadline", F_DATE, FIELD_REQUIRED, 0, 0, NULL, 0},
+  {"reason", F_TEXT, 0, 1, 2000, NULL, 0},
+  {0},
+};
+static const struct field REASSIGN[] = {
+  {"responsible_department_id", F_ID, FIELD_REQUIRED, 0, 0, NULL, 0},
+  {"reason", F_TEXT, FIELD_REQUIRED, 1, 2000, NULL, 0},
+  {0},
+};
+
+/* The row as the action found it. */
+struct rect {
+  char status[16];
+  char actions[200];   /* what the caller may do now: a PostgreSQL array literal */
+  char submitted_by[24];
+  char deadline[16];
+  int64_t inspection_id;
+};
+
+#define PARAM(name) json_string_value(json_object_get(c->body, name))
+
+static status exec(struct call *c, const char *sql, int n, const char *const *params) {
+  status s = db_exec(c->db, NULL, sql, n, params);
+  return s == ST_OK ? ST_OK : resource_db_failure(c, s);
+}
+
+/* ---- the actions --------------------------------------------------------------------------- */
+
+static status start(struct call *c, struct rect *r) {
+  (void)r;
+  struct num id = num(c->id);
+  const char *params[] = {id.s};
+  return exec(c, "UPDATE rectifications SET status = 'in_progress', updated_at = now(), version = version + 1"
+                 " WHERE id = $1", 1, params);
+}
+
+static const char *SQL_HAS_EVIDENCE = "SELECT EXISTS (SELECT 1 FROM evidence WHERE rectification_id = $1)";
+
+static status submit(struct call *c, struct rect *r) {
+  (void)r;
+  struct num id = num(c->id), user = num(c->who.user_id);
+  const char *params[] = {id.s, user.s};
+  char has[8];
+  status s = db_value(c->db, has, sizeof has, SQL_HAS_EVIDENCE, 1, params);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (strcmp(has, "t")) {
+    errors_add(c->errors, "/evidence", "add at least one piece of evidence (佐证材料) first");
+    return fail(c, ST_CONFLICT, "a rectification is submitted with its evidence");
+  }
+  return exec(c, "UPDATE rectifications SET status = 'submitted', submitted_by = $2, submitted_at = now(),"
+                 " updated_at = now(), version = version + 1 WHERE id = $1", 2, params);
+}
+
+/* The submission was on time when it came on or before the deadline, in local dates. */
+static const char *SQL_CLOSE =
+    "WITH r AS (UPDATE rectifications SET status = 'closed', closed_by = $2, closed_at = now(), close_opinion = $3,"
+    "   closed_on_time = deadline IS NULL"
+    "     OR (submitted_at AT TIME ZONE current_setting('ducha.timezone'))::date <= deadline,"
+    "   updated_at = now(), version = version + 1 WHERE id = $1 RETURNING id, closed_on_time)"
+    " INSERT INTO closures (rectification_id, closed_by, opinion, on_time, evidence)"
+    " SELECT r.id, $2, $3, r.closed_on_time, coalesce((SELECT json_agg(json_build_object('id', e.id,"
+    "   'sha256', encode(e.sha256, 'hex'), 'filename', e.filename) ORDER BY e.id)"
+    "   FROM evidence e WHERE e.rectification_id = r.id), '[]') FROM r";
+
+/* An inspection whose findings are all put right closes itself. */
+static const char *SQL_CLOSE_INSPECTION =
+    "UPDATE inspections i SET status = 'closed', closed_at = now(), updated_at = now(), version = version + 1"
+    " WHERE i.id = $1 AND i.status = 'submitted' AND NOT EXISTS (SELECT 1 FROM rectifications r"
+    "   JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
+    "   WHERE it.inspection_id = i.id AND r.status <> 'closed')"
+    " RETURNING id";
+
+static status inspection_moved(struct call *c, struct rect *r, const char *sql, const char *action,
+                               const char *from, const char *to) {
+  struct num insp = num(r->inspection_id);
+  const char *params[] = {insp.s};
+  PGresult *res;
+  status s = db_exec(c->db, &res, sql, 1, params);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  int moved = PQntuples(res) > 0;
+  PQclear(res);
+  if (!moved)
+    return ST_OK;
+  json_t *before = json_pack("{s:s}", "status", from), *after = json_pack("{s:s, s:I}", "status", to,
+                                                                         "rectification_id", (json_int_t)c->id);
+  s = audit_write(c, action, "inspection", r->inspection_id, before, after);
+  json_decref(before);
+  json_decref(after);
+  return s;
+}
+
+static status close_(struct call *c, struct rect *r) {
+  struct num id = num(c->id), user = num(c->who.user_id);
+  const char *params[] = {id.s, user.s, PARAM("opinion")};
+  status s = exec(c, SQL_CLOSE, 3, params);
+  return s == ST_OK ? inspection_moved(c, r, SQL_CLOSE_INSPECTION, "close", "submitted", "closed") : s;
+}
+
+static status reject(struct call *c, struct rect *r) {
+  (void)r;
+  struct num id = num(c->id);
+  const char *params[] = {id.s};
+  return exec(c, "UPDATE rectifications SET status = 'in_progress', updated_at = now(), version = version + 1"
+                 " WHERE id = $1", 1, params);
+}
+
+/* A new deadline: not in the past, and for a request later than the current one. */
+static status deadline_check(struct call *c, struct rect *r, int must_be_later) {
+  const char *params[] = {PARAM("deadline"), r->deadline[0] ? r->deadline : NULL};
+  char verdict[16];
+  status s = db_value(c->db, verdict, sizeof verdict,
+                      "SELECT CASE WHEN $1::date < ducha_today() THEN 'past'"
+                      " WHEN $2::date IS NOT NULL AND $1::date <= $2::date THEN 'not_later' ELSE 'ok' END",
+                      2, params);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (!strcmp(verdict, "past"))
+    return invalid(c, "/deadline", "must not be before today");
+  if (must_be_later && !strcmp(verdict, "not_later"))
+    return invalid(c, "/deadline", "must be later than the current deadline");
+  return ST_OK;
+}
+
+static status request_extension(struct call *c, struct rect *r) {
+  status s = deadline_check(c, r, 1);
+  if (s != ST_OK)
+    return s;
+  struct num id = num(c->id), user = num(c->who.user_id);
+  const char *params[] = {id.s, PARAM("deadline"), PARAM("reason"), user.s};
+  return exec(c, "INSERT INTO extension_requests (rectification_id, deadline, reason, requested_by)"
+                 " VALUES ($1, $2, $3, $4)", 4, params);
+}
+
+static const char *SQL_DECIDE =
+    "UPDATE extension_requests SET status = $2, decided_by = $3, decided_at = now(), decision_reason = $4"
+    " WHERE rectification_id = $1 AND status = 'pending'";
+
+static status extend(struct call *c, struct rect *r) {
+  status s = deadline_check(c, r, 0);
+  if (s != ST_OK)
+    return s;
+  struct num id = num(c->id), user = num(c->who.user_id);
+  const char *set[] = {id.s, PARAM("deadline"), PARAM("reason")};
+  const char *decide[] = {id.s, "granted", user.s, PARAM("reason")};
+  /* The deadline's history row (a trigger) takes its kind and reason from these settings. */
+  if ((s = exec(c, "SELECT set_config('ducha.deadline_kind', 'extension', true),"
+                   " set_config('ducha.deadline_reason', coalesce($1, ''), true)", 1, set + 2)) != ST_OK)
+    return s;
+  if ((s = exec(c, "UPDATE rectifications SET deadline = $2, updated_at = now(), version = version + 1 WHERE id = $1",
+                2, set)) != ST_OK)
+    return s;
+  return exec(c, SQL_DECIDE, 4, decide);
+}
+
+static status refuse_extension(struct call *c, struct rect *r) {
+  (void)r;
+  struct num id = num(c->id), user = num(c->who.user_id);
+  const char *decide[] = {id.s, "refused", user.s, PARAM("reason")};
+  return exec(c, SQL_DECIDE, 4, decide);
+}
+
+static status reassign(struct call *c, struct rect *r) {
+  (void)r;
+  json_int_t to = json_integer_value(json_object_get(c->body, "responsible_department_id"));
+  struct num id = num(c->id), dept = num(to);
+  const char *params[] = {id.s, dept.s};
+  char verdict[16];
+  status s = db_value(c->db, verdict, sizeof verdict,
+                      "SELECT CASE WHEN d.merged_into_id IS NOT NULL THEN 'merged'"
+                      " WHEN d.id = r.responsible_department_id THEN 'same' ELSE 'ok' END"
+                      " FROM departments d, rectifications r WHERE d.id = $2 AND r.id = $1",
+                      2, params);
+  if (s == ST_NOT_FOUND)
+    return invalid(c, "/responsible_department_id", "no such department");
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (strcmp(verdict, "ok"))
+    return invalid(c, "/responsible_department_id",
+                   !strcmp(verdict, "same") ? "is already the responsible unit" : "was merged into another department");
+  return exec(c, "UPDATE rectifications SET responsible_department_id = $2, updated_at = now(), version = version + 1"
+                 " WHERE id = $1", 2, params);
+}
+
+static status urge(struct call *c, struct rect *r) {
+  (void)r;
+  struct num id = num(c->id);
+  const char *params[] = {id.s};
+  return exec(c, "UPDATE rectifications SET urge_count = urge_count + 1, last_urged_at = now(),"
+                 " updated_at = now(), version = version + 1 WHERE id = $1", 1, params);
+}
+
+static const char *SQL_REOPEN_INSPECTION =
+    "UPDATE inspections SET status = 'submitted', closed_at = NULL, updated_at = now(), version = version + 1"
+    " WHERE id = $1 AND status = 'closed' RETURNING id";
+
+static status revoke(struct call *c, struct rect *r) {
+  struct num id = num(c->id), user = num(c->who.user_id);
+  const char *params[] = {id.s, user.s, PARAM("reason")};
+  status s = exec(c, "UPDATE closures SET revoked_by = $2, revoked_at = now(), revoke_reason = $3"
+                     " WHERE rectification_id = $1 AND revoked_at IS NULL", 3, params);
+  if (s == ST_OK)
+    s = exec(c, "UPDATE rectifications SET status = 'in_progress', closed_by = NULL, closed_at = NULL,"
+                " close_opinion = NULL, closed_on_time = NULL, updated_at = now(), version = version + 1"
+                " WHERE id = $1", 1, params);
+  return s == ST_OK ? inspection_moved(c, r, SQL_REOPEN_INSPECTION, "reopen", "closed", "submitted") : s;
+}
+
+static const struct action {
+  const char *name;
+  const struct field *fields;
+  status (*apply)(struct call *c, struct rect *r);
+} ACTIONS[] = {
+  {"start", NOTE, start},
+  {"submit", NOTE, submit},
+  {"close", OPINION, close_},
+  {"reject", REASON, reject},
+  {"request-extension", REQUEST, request_extension},
+  {"extend", EXTEND, extend},
+  {"refuse-extension", REASON, refuse_extension},
+  {"reassign", REASSIGN, reassign},
+  {"urge", NOTE, urge},
+  {"revoke", REASON, revoke},
+};
+
+/* ---- the one handler ------------------------------------------------------------------------ */
+
+/* Locks the rectification (only: actions come after the findings are final, when no edit of
+ * the numbered lists locks in the other order). */
+static const char *SQL_STATE =
+    "SELECT r.status, ducha_rectification_actions(r.status, r.responsible_department_id, r.submitted_by,"
+    "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending'))::text,"
+    "   coalesce(r.submitted_by::text, ''), coalesce(r.deadline::text, ''), it.inspection_id, i.status, r.version"
+    " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
+    " JOIN inspections i ON i.id = it.inspection_id"
+    " WHERE r.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
+    " FOR UPDATE OF r";
+
+static int may(const struct rect *r, const char *action) {
+  /* the array literal is {a,b,"request-extension"}: names with '-' come quoted */
+  const char *p = r->actions;
+  size_t n = strlen(action);
+  while ((p = strstr(p, action))) {
+    char before = p == r->actions ? '{' : p[-1], after = p[n];
+    if ((before == '{' || before == ',' || before == '"') && (after == '}' || after == ',' || after == '"'))
+      return 1;
+    p += n;
+  }
+  return 0;
+}
+
+static json_t *allowed_of(const struct rect *r) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < sizeof ACTIONS / sizeof ACTIONS[0]; i++)
+    if (may(r, ACTIONS[i].name))
+      json_array_append_new(list, json_string(ACTIONS[i].name));
+  return list;
+}
+
+status rectification_act(struct call *c) {
+  const char *name = strrchr(c->route->path, '/') + 1;
+  const struct action *a = ACTIONS;
+  while (strcmp(a->name, name))
+    a++;
+  if (validate_body(c->body, a->fields, 1, c->errors))
+    return fail(c, ST_INVALID, "see errors");
+  struct num id = num(c->id);
+  const char *params[] = {id.s};
+  PGresult *res;
+  status s = db_row(c->db, &res, SQL_STATE, 1, params);
+  if (s != ST_OK)
+    return s == ST_NOT_FOUND ? fail(c, s, "no such rectification") : resource_db_failure(c, s);
+  char inspection[16];
+  long version = strtol(PQgetvalue(res, 0, 6), NULL, 10);
+  snprintf(inspection, sizeof inspection, "%s", PQgetvalue(res, 0, 5));
+  struct rect r;
+  snprintf(r.status, sizeof r.status, "%s", PQgetvalue(res, 0, 0));
+  snprintf(r.actions, sizeof r.actions, "%s", PQgetvalue(res, 0, 1));
+  snprintf(r.submitted_by, sizeof r.submitted_by, "%s", PQgetvalue(res, 0, 2));
+  snprintf(r.deadline, sizeof r.deadline, "%s", PQgetvalue(res, 0, 3));
+  r.inspection_id = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+  PQclear(res);
+  if (c->if_match && !etag_matches(c->if_match, version))
+    return fail(c, ST_PRECONDITION_FAILED, "the rectification has changed since you read it (ETag \"%ld\")", version);
+  if (strcmp(inspection, "submitted") && strcmp(inspection, "closed")) {
+    c->allowed = json_array();
+    return fail(c, ST_BAD_TRANSITION, "the inspection is %s: rectification starts once its findings are submitted",
+                inspection);
+  }
+  if (!may(&r, a->name)) {
+    struct num me = num(c->who.user_id);
+    if ((!strcmp(a->name, "close") || !strcmp(a->name, "reject")) && !strcmp(r.status, "submitted") &&
+        !strcmp(r.submitted_by, me.s))
+      return fail(c, ST_CONFLICT, "you submitted this rectification: another inspector must %s it", a->name);
+    c->allowed = allowed_of(&r);
+    return fail(c, ST_BAD_TRANSITION, "cannot %s a rectification that is %s", a->name, r.status);
+  }
+  if ((s = a->apply(c, &r)) != ST_OK)
+    return s;
+  if ((s = resource_load(c, &RECTIFICATIONS, c->id)) != ST_OK)
+    return s;
+  json_t *before = json_pack("{s:s}", "status", r.status);
+  json_t *after = json_deep_copy(c->body);
+  json_object_set(after, "status", json_object_get(c->result, "status"));
+  s = audit_write(c, a->name, "rectification", c->id, before, after);
+  json_decref(before);
+  json_decref(after);
+  return s;
+}
