@@ -257,7 +257,9 @@ static const struct action {
 static const char *SQL_STATE =
     "SELECT r.status, ducha_rectification_actions(r.status, r.responsible_department_id, r.submitted_by,"
     "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending'))::text,"
-    "   coalesce(r.submitted_by::text, ''), coalesce(r.deadline::text, ''), it.inspection_id, i.status, r.version"
+    "   coalesce(r.submitted_by::text, ''), coalesce(r.deadline::text, ''), it.inspection_id, i.status, r.version,"
+    "   ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()),"
+    "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending')"
     " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
     " JOIN inspections i ON i.id = it.inspection_id"
     " WHERE r.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
@@ -297,6 +299,12 @@ status rectification_act(struct call *c) {
   status s = db_row(c->db, &res, SQL_STATE, 1, params);
   if (s != ST_OK)
     return s == ST_NOT_FOUND ? fail(c, s, "no such rectification") : resource_db_failure(c, s);
+  /* A department acts on what is assigned to its units; what it only reads is, for acting, not there. */
+  if (strcmp(PQgetvalue(res, 0, 7), "t")) {
+    PQclear(res);
+    return fail(c, ST_NOT_FOUND, "no such rectification among those assigned to your units");
+  }
+  int pending = !strcmp(PQgetvalue(res, 0, 8), "t");
   char inspection[16];
   long version = strtol(PQgetvalue(res, 0, 6), NULL, 10);
   snprintf(inspection, sizeof inspection, "%s", PQgetvalue(res, 0, 5));
@@ -319,6 +327,8 @@ status rectification_act(struct call *c) {
     if ((!strcmp(a->name, "close") || !strcmp(a->name, "reject")) && !strcmp(r.status, "submitted") &&
         !strcmp(r.submitted_by, me.s))
       return fail(c, ST_CONFLICT, "you submitted this rectification: another inspector must %s it", a->name);
+    if (!strcmp(a->name, "request-extension") && pending && strcmp(r.status, "submitted") && strcmp(r.status, "closed"))
+      return fail(c, ST_CONFLICT, "an extension request is waiting for a decision already");
     c->allowed = allowed_of(&r);
     return fail(c, ST_BAD_TRANSITION, "cannot %s a rectification that is %s", a->name, r.status);
   }
