@@ -66,9 +66,10 @@ const struct qparam AUDIT_FILTERS[] = {
   " 'actor_name', e.actor_name, 'action', e.action, 'entity_type', e.entity_type,"             \
   " 'entity_id', e.entity_id, 'request_id', e.request_id, 'client_address', e.client_address," \
   " 'before', e.before, 'after', e.after)"
-/* A department user sees the events on records in its scope. */
+/* A department user sees the events on records in its scope now (a record moved to another
+ * unit takes its history with it). */
 #define FILTER_E                                                                               \
-  " WHERE (ducha_scope() IS NULL OR e.scope_department_ids && ducha_scope())"                 \
+  " WHERE (ducha_scope() IS NULL OR ducha_entity_scope(e.entity_type, e.entity_id) && ducha_scope())" \
   "   AND ($1::text IS NULL OR e.entity_type = $1) AND ($2::bigint IS NULL OR e.entity_id = $2)" \
   "   AND ($3::bigint IS NULL OR e.actor_id = $3) AND ($4::text IS NULL OR e.action = $4)"      \
   "   AND ($5::timestamptz IS NULL OR e.occurred_at >= $5) AND ($6::timestamptz IS NULL OR e.occurred_at < $6)"

@@ -55,7 +55,8 @@ static int session_setup(PGconn *pg, const struct config *cfg) {
                              " set_config('DateStyle', 'ISO', false),"
                              " set_config('ducha.timezone', $2, false),"
                              " set_config('application_name', 'ducha', false),"
-                             " set_config('client_min_messages', 'warning', false)",
+                             " set_config('client_min_messages', 'warning', false),"
+                             " set_config('jit', 'off', false)", /* compiling costs more than short queries take */
                              2, NULL, params, NULL, NULL, 0);
   int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
   if (!ok)
@@ -129,11 +130,15 @@ void db_pool_close(void) {
   pool.size = pool.nfree = 0;
 }
 
+/* The database did not answer a connection or a ping: fail fast for a moment. */
 static void mark_down(void) {
   long long now = now_ms();
   atomic_store(&pool.down_until_ms, now + RETRY_AFTER_FAILURE_MS);
   atomic_store(&pool.suspect_since_ms, now);
 }
+
+/* A statement went unanswered: the other connections ping before their next use. */
+static void mark_suspect(void) { atomic_store(&pool.suspect_since_ms, now_ms()); }
 
 static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms);
 
@@ -247,8 +252,7 @@ static status classify(db_conn *c, PGresult *r) {
   c->err.message[strcspn(c->err.message, "\n")] = '\0';
   if (c->broken || PQstatus(c->pg) != CONNECTION_OK || !state) {
     c->broken = 1;
-    if (pool.cfg)
-      mark_down();
+    mark_suspect();
     snprintf(c->err.message, sizeof c->err.message, "the database did not answer in time or went away");
     return ST_UNAVAILABLE;
   }

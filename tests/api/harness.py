@@ -10,6 +10,7 @@ Environment:
   DATABASE_URL  the PostgreSQL database the server and the tests use
   DUCHA_SRC     the repository root (for openapi.yaml and data/)
   DUCHA_TEST_NO_SPEC=1  skip OpenAPI response validation (for diagnosis only)
+  DUCHA_MIGRATION_DATABASE_URL  the schema owner's connection (db_owner(); tamper tests)
 """
 
 import copy
@@ -42,6 +43,7 @@ _NO = object()
 
 DUCHA_BIN = os.environ.get("DUCHA_BIN", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+OWNER_DATABASE_URL = os.environ.get("DUCHA_MIGRATION_DATABASE_URL", "")
 DUCHA_SRC = os.environ.get("DUCHA_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 API = "/api/v1"
 
@@ -51,7 +53,7 @@ SLUG_STATUS = {
     "still-referenced": 409, "frozen": 409, "idempotency-in-progress": 409,
     "precondition-failed": 412, "body-too-large": 413, "unsupported-media-type": 415,
     "idempotency-key-reused": 422, "precondition-required": 428, "too-many-requests": 429,
-    "internal": 500, "unavailable": 503,
+    "internal": 500, "unavailable": 503, "forbidden": 403, "password-change-required": 403,
 }
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -218,6 +220,81 @@ def db(sql, url=None):
 
 def db_int(sql):
     return int(db(sql) or "0")
+
+
+def db_try(sql, url=None):
+    """Run SQL with psql; returns (returncode, stdout, stderr) without raising."""
+    p = subprocess.run(["psql", url or DATABASE_URL, "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+    return p.returncode, p.stdout.strip(), p.stderr.strip()
+
+
+def db_owner(sql):
+    """db() as the schema owner (DUCHA_MIGRATION_DATABASE_URL); skips the test when it is not set.
+    Several statements in one string run in one transaction."""
+    if not OWNER_DATABASE_URL:
+        raise TestSkip("DUCHA_MIGRATION_DATABASE_URL is not set")
+    p = subprocess.run(["psql", OWNER_DATABASE_URL, "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+    if p.returncode != 0:
+        raise TestFailure("psql (owner) failed for %r: %s" % (sql[:300], p.stderr.strip()))
+    return p.stdout.strip()
+
+
+class PsqlSession:
+    """One long-lived psql process for many quick queries (a psql start costs ~30 ms).
+    q(sql) returns the unaligned output like db(); an SQL error raises TestFailure."""
+
+    def __init__(self, url=None):
+        self.url = url or DATABASE_URL
+        self.proc = None
+        self.n = 0
+
+    def _start(self):
+        self.proc = subprocess.Popen(["psql", self.url, "-X", "-At", "-q"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     bufsize=1, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+
+    def q(self, sql):
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        self.n += 1
+        marker = "__ducha_end_%d_%s__" % (self.n, ctx.prefix)
+        try:
+            self.proc.stdin.write(sql.strip().rstrip(";") + ";\n\\echo " + marker + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self.close()
+            raise TestFailure("psql session died: %s" % exc)
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if line == "":
+                self.close()
+                raise TestFailure("psql session ended unexpectedly: %s" % "\n".join(lines)[-500:])
+            line = line.rstrip("\n")
+            if line == marker:
+                break
+            lines.append(line)
+        errors = [x for x in lines if x.startswith(("ERROR:", "FATAL:", "psql:"))]
+        if errors:
+            raise TestFailure("psql failed for %r: %s" % (sql[:300], " | ".join(lines)[:800]))
+        return "\n".join(lines).strip()
+
+    def close(self):
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
 
 
 def sql_str(s):
@@ -558,13 +635,18 @@ class Resp:
 
 
 class Client:
-    def __init__(self, port, token=None, host="127.0.0.1"):
+    def __init__(self, port, token=None, host="127.0.0.1", source=None):
         self.port = port
         self.host = host
         self.token = token
+        self.source = source      # local address to connect from (e.g. "127.0.0.7"), None: any
 
     def with_token(self, token):
-        return Client(self.port, token, self.host)
+        return Client(self.port, token, self.host, self.source)
+
+    def from_address(self, source):
+        """The same client connecting from another local address (any 127.x.y.z works on Linux)."""
+        return Client(self.port, self.token, self.host, source)
 
     def req(self, method, path, json=_NO, body=None, headers=None, token=_NO, ctype=_NO,
             validate=True, timeout=15, if_match=None):
@@ -593,7 +675,8 @@ class Client:
             else:
                 hdrs[k] = v
         t0 = time.monotonic()
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout,
+                                          source_address=(self.source, 0) if self.source else None)
         try:
             try:
                 conn.putrequest(method, path, skip_accept_encoding=True)
