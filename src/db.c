@@ -140,7 +140,8 @@ static void mark_down(void) {
 /* A statement went unanswered: the other connections ping before their next use. */
 static void mark_suspect(void) { atomic_store(&pool.suspect_since_ms, now_ms()); }
 
-static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms);
+static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms,
+                     int prepare);
 
 /* Makes c usable: pings it when it has been quiet (a database that hangs must not hang the
  * request), and reconnects when it is broken or was never connected. */
@@ -149,7 +150,7 @@ static status ensure_connected(db_conn *c) {
   if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
     if (now - c->last_ok_ms < PING_WHEN_IDLE_MS && c->last_ok_ms > atomic_load(&pool.suspect_since_ms))
       return ST_OK;
-    PGresult *r = run(c, "SELECT 1", 0, NULL, PING_DEADLINE_MS);
+    PGresult *r = run(c, "SELECT 1", 0, NULL, PING_DEADLINE_MS, 0);
     int alive = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     if (alive)
@@ -301,16 +302,19 @@ static PGresult *wait_result(db_conn *c, long long deadline) {
   return last;
 }
 
-/* Runs sql as a statement prepared once per connection (its text is a static constant, so its
- * address names it): parsing and planning the big read queries is half their cost. */
-static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms) {
+/* Runs sql, with prepare as a statement prepared once per connection (its text is a static
+ * constant, so its address names it): parsing and planning the big read queries is half their
+ * cost. Without, it is planned for its values each time: what lists with optional filters
+ * need, as one generic plan cannot serve them all. */
+static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms,
+                     int prepare) {
   long long deadline = now_ms() + deadline_ms;
   char name[16];
   int slot = 0;
   while (slot < c->nprepared && c->prepared[slot] != sql)
     slot++;
   snprintf(name, sizeof name, "s%d", slot);
-  if (slot == c->nprepared && slot < PREPARED_MAX && nparams > 0) {
+  if (prepare && slot == c->nprepared && slot < PREPARED_MAX && nparams > 0) {
     if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
       return NULL;
     PGresult *r = wait_result(c, deadline);
@@ -324,10 +328,11 @@ static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const
   return sent ? wait_result(c, deadline) : NULL;
 }
 
-status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
+static status exec_as(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params,
+                      int prepare) {
   if (res)
     *res = NULL;
-  PGresult *r = run(c, sql, nparams, params, c->deadline_ms);
+  PGresult *r = run(c, sql, nparams, params, c->deadline_ms, prepare);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
     if (res)
@@ -339,6 +344,14 @@ status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const c
   status s = classify(c, r);
   PQclear(r);
   return s;
+}
+
+status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
+  return exec_as(c, res, sql, nparams, params, 1);
+}
+
+status db_query(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
+  return exec_as(c, res, sql, nparams, params, 0);
 }
 
 status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
@@ -367,5 +380,5 @@ status db_commit(db_conn *c) { return db_exec(c, NULL, "COMMIT", 0, NULL); }
 
 void db_rollback(db_conn *c) {
   if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
-    PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3));
+    PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3, 0));
 }

@@ -41,6 +41,10 @@ void db_close(db_conn *c);
  * 40001/40P01/55P03 -> ST_CONFLICT, lost connection or timeout -> ST_UNAVAILABLE. */
 status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));
+/* The same, planned for its values each time (not prepared): for queries whose optional
+ * filters ("$n IS NULL OR ...") need a plan of their own. */
+status db_query(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params)
+    __attribute__((warn_unused_result));
 /* Like db_exec for a statement that returns rows: ST_NOT_FOUND when it returned none. */
 status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));

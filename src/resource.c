@@ -111,7 +111,7 @@ status resource_page(struct call *c, const char *sql_page, const char *sql_count
     invalid(c, "/query/cursor", "belongs to another listing");
     return fail(c, ST_BAD_QUERY, "see errors");
   }
-  if ((s = db_exec(c->db, &res, sql_page, n, params)) != ST_OK)
+  if ((s = db_query(c->db, &res, sql_page, n, params)) != ST_OK)
     return resource_db_failure(c, s);
   json_t *data = json_array();
   int rows = PQntuples(res);
@@ -133,7 +133,7 @@ status resource_page(struct call *c, const char *sql_page, const char *sql_count
   }
   PQclear(res);
   if (c->query.include_total) {
-    if ((s = db_row(c->db, &res, sql_count, nfilters, params)) != ST_OK)
+    if ((s = db_query(c->db, &res, sql_count, nfilters, params)) != ST_OK)
       return resource_db_failure(c, s);
     json_object_set_new(c->result, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
     PQclear(res);
