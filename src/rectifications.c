@@ -156,8 +156,8 @@ const struct qparam LEDGER_FILTERS[] = {
 #define FILTER_L                                                                               \
   " WHERE " VISIBLE_R " AND ($1::text[] IS NULL OR r.status = ANY ($1))"                        \
   "   AND ($2::boolean IS NULL OR ducha_overdue(r.deadline, r.status) = $2)"                     \
-  "   AND ($3::bigint IS NULL OR CASE WHEN coalesce($4::boolean, false)"                        \
-  "        THEN r.responsible_department_id = ANY (ducha_subtree($3)) ELSE r.responsible_department_id = $3 END)" \
+  "   AND ($3::bigint IS NULL OR r.responsible_department_id = ANY (CASE WHEN coalesce($4::boolean, false)" \
+  "        THEN ducha_subtree($3) ELSE ARRAY[$3::bigint] END))"                                   \
   "   AND ($5::bigint IS NULL OR it.inspection_id = $5) AND ($6::bigint IS NULL OR i.target_department_id = $6)" \
   "   AND ($7::bigint IS NULL OR it.task_id = $7) AND ($8::bigint IS NULL OR i.batch_id = $8)"  \
   "   AND ($9::date IS NULL OR r.deadline >= $9) AND ($10::date IS NULL OR r.deadline <= $10)"  \
