@@ -167,24 +167,28 @@ def seed_twice_does_not_duplicate():
     _check_seed_counts()
 
 
+# Databases are made as the schema owner when the suite knows it (the service's role may not).
+OWNER_URL = os.environ.get("DUCHA_MIGRATION_DATABASE_URL") or DATABASE_URL
+
+
 def _other_db_url(name):
-    if re.match(r"^postgres(ql)?://", DATABASE_URL):
-        u = urllib.parse.urlsplit(DATABASE_URL)
+    if re.match(r"^postgres(ql)?://", OWNER_URL):
+        u = urllib.parse.urlsplit(OWNER_URL)
         return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
-    return re.sub(r"dbname\s*=\s*\S+", "", DATABASE_URL) + " dbname=" + name
+    return re.sub(r"dbname\s*=\s*\S+", "", OWNER_URL) + " dbname=" + name
 
 
 def _with_database(name, create_sql, fn):
     try:
-        db("drop database if exists %s" % name)
-        db(create_sql)
+        db("drop database if exists %s" % name, url=OWNER_URL)
+        db(create_sql, url=OWNER_URL)
     except Exception as exc:
         skip("cannot create a database: %s" % str(exc)[:200])
     try:
         fn(_other_db_url(name))
     finally:
         try:
-            db("drop database if exists %s with (force)" % name)
+            db("drop database if exists %s with (force)" % name, url=OWNER_URL)
         except Exception:
             pass
 
@@ -194,7 +198,7 @@ def migrate_and_seed_a_fresh_database():
     name = "ducha_t_%s_fresh" % ctx.prefix
 
     def go(url):
-        env = {"DATABASE_URL": url}
+        env = {"DATABASE_URL": url, "DUCHA_MIGRATION_DATABASE_URL": None}
         p = run_cli(["migrate"], env=env)
         eq(p.returncode, 0, "migrate on a fresh database: %s" % tail(p.stderr))
         p = run_cli(["seed"], env=env)
@@ -211,7 +215,7 @@ def migrate_refuses_a_database_with_another_collation():
     name = "ducha_t_%s_latin" % ctx.prefix
 
     def go(url):
-        p = run_cli(["migrate"], env={"DATABASE_URL": url})
+        p = run_cli(["migrate"], env={"DATABASE_URL": url, "DUCHA_MIGRATION_DATABASE_URL": None})
         check(p.returncode != 0, "migrate accepted a database with collation C")
         check(p.stderr.strip(), "no message")
         check("collat" in p.stderr.lower() or "c.utf-8" in p.stderr.lower(),
