@@ -150,27 +150,26 @@ const struct qparam LEDGER_FILTERS[] = {
   {"sort", Q_ENUM, SORTS},
   {0},
 };
-#define LEDGER_NFILTERS 11
+#define LEDGER_NFILTERS 11 /* before sort; the SQL takes 10: the unit and its sub-units become one list */
 
 /* q: the rows whose character pairs (or single character) contain the query's, through the
  * GIN index, then the exact substring among them. */
 #define FILTER_L                                                                               \
   " WHERE ($1::text[] IS NULL OR r.status = ANY ($1))"                                         \
   "   AND ($2::boolean IS NULL OR ducha_overdue(r.deadline, r.status) = $2)"                     \
-  "   AND ($3::bigint IS NULL OR r.responsible_department_id = ANY (CASE WHEN coalesce($4::boolean, false)" \
-  "        THEN ducha_subtree($3) ELSE ARRAY[$3::bigint] END))"                                   \
-  "   AND ($5::bigint IS NULL OR it.inspection_id = $5) AND ($6::bigint IS NULL OR i.target_department_id = $6)" \
-  "   AND ($7::bigint IS NULL OR it.task_id = $7) AND ($8::bigint IS NULL OR i.batch_id = $8)"  \
-  "   AND ($9::date IS NULL OR r.deadline >= $9) AND ($10::date IS NULL OR r.deadline <= $10)"  \
-  "   AND ($11::text IS NULL OR (r.search_grams @> ducha_query_ngrams($11)"                     \
-  "        AND r.search_text ILIKE ducha_contains($11)))"
+  "   AND ($3::bigint[] IS NULL OR r.responsible_department_id = ANY ($3))"                      \
+  "   AND ($4::bigint IS NULL OR it.inspection_id = $4) AND ($5::bigint IS NULL OR i.target_department_id = $5)" \
+  "   AND ($6::bigint IS NULL OR it.task_id = $6) AND ($7::bigint IS NULL OR i.batch_id = $7)"  \
+  "   AND ($8::date IS NULL OR r.deadline >= $8) AND ($9::date IS NULL OR r.deadline <= $9)"    \
+  "   AND ($10::text IS NULL OR (r.search_grams @> ducha_query_ngrams($10)"                     \
+  "        AND r.search_text ILIKE ducha_contains($10)))"
 #define DEADLINE_KEY "coalesce(r.deadline, 'infinity'::date)"
 /* Staff see every row: their statements leave the visibility test out (it would be evaluated
  * row by row); a department user's keep it. */
 #define PAGE_L(key, op, dir, type, visible)                                                    \
   "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L visible                          \
-  " AND ($12::" type " IS NULL OR (" key ", r.id) " op " ($12::" type ", $13::bigint))"         \
-  " ORDER BY " key " " dir ", r.id " dir " LIMIT $14"
+  " AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"         \
+  " ORDER BY " key " " dir ", r.id " dir " LIMIT $13"
 #define PAGES_L(visible)                                                                       \
   {PAGE_L(DEADLINE_KEY, ">", "ASC", "date", visible), PAGE_L(DEADLINE_KEY, "<", "DESC", "date", visible), \
    PAGE_L("r.updated_at", ">", "ASC", "timestamptz", visible),                                  \
@@ -183,19 +182,31 @@ static const char *const LEDGER_PAGES[2][4] = {PAGES_L(""), PAGES_L(DEPARTMENT_O
 #define COUNT_L(visible) "SELECT count(*) FROM (SELECT 1" FROM_R FILTER_L visible " LIMIT " TOTAL_CAP ") s"
 static const char *const LEDGER_COUNTS[2] = {COUNT_L(""), COUNT_L(DEPARTMENT_ONLY)};
 
+/* The responsible units, resolved before the query so that the planner sees the list and can
+ * choose the unit index for a small unit and the deadline order for a large one. */
+static const char *SQL_UNITS = "SELECT CASE WHEN $2::boolean THEN ducha_subtree($1::bigint) ELSE ARRAY[$1::bigint] END::text";
+
 status rectification_ledger(struct call *c) {
-  const char *params[LEDGER_NFILTERS + 3];
-  for (int i = 0; i < LEDGER_NFILTERS; i++)
-    params[i] = c->query.values[i];
-  const char *sort = c->query.values[LEDGER_NFILTERS];
-  int which = 0;
-  while (sort && SORTS[which] && strcmp(SORTS[which], sort))
-    which++;
-  if (c->query.values[3] && !c->query.values[2]) {
+  const char *const *v = (const char *const *)c->query.values;
+  if (v[3] && !v[2]) {
     invalid(c, "/query/include_sub_units", "goes with responsible_department_id");
     return fail(c, ST_BAD_QUERY, "see errors");
   }
+  PGresult *units = NULL;
+  if (v[2]) {
+    const char *unit[] = {v[2], v[3] ? v[3] : "false"};
+    status s = db_row(c->db, &units, SQL_UNITS, 2, unit);
+    if (s != ST_OK)
+      return resource_db_failure(c, s);
+  }
+  const char *params[10 + 3] = {v[0], v[1], units ? PQgetvalue(units, 0, 0) : NULL, v[4], v[5], v[6], v[7], v[8], v[9], v[10]};
+  const char *sort = v[LEDGER_NFILTERS];
+  int which = 0;
+  while (sort && SORTS[which] && strcmp(SORTS[which], sort))
+    which++;
   int department = (c->who.role_bit & ROLE_DEPARTMENT) != 0;
-  return resource_page(c, LEDGER_PAGES[department][SORTS[which] ? which : 0], LEDGER_COUNTS[department], params,
-                       LEDGER_NFILTERS, 1);
+  status s = resource_page(c, LEDGER_PAGES[department][SORTS[which] ? which : 0], LEDGER_COUNTS[department], params,
+                           10, 1);
+  PQclear(units);
+  return s;
 }
