@@ -374,6 +374,17 @@ status db_value(db_conn *c, char *out, size_t size, const char *sql, int nparams
   return s;
 }
 
+void db_bytea_text(const void *data, size_t len, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  const unsigned char *p = data;
+  out[0] = '\\', out[1] = 'x';
+  for (size_t i = 0; i < len; i++) {
+    out[2 + 2 * i] = digits[p[i] >> 4];
+    out[3 + 2 * i] = digits[p[i] & 15];
+  }
+  out[2 + 2 * len] = '\0';
+}
+
 status db_begin(db_conn *c) { return db_exec(c, NULL, "BEGIN", 0, NULL); }
 
 status db_commit(db_conn *c) { return db_exec(c, NULL, "COMMIT", 0, NULL); }

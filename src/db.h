@@ -52,6 +52,8 @@ status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const ch
 status db_value(db_conn *c, char *out, size_t size, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));
 const struct db_error *db_last_error(const db_conn *c);
+/* data[0..len) as bytea text ("\\x" and hex) for a text parameter, into out (2 * len + 3 bytes). */
+void db_bytea_text(const void *data, size_t len, char *out);
 
 status db_begin(db_conn *c) __attribute__((warn_unused_result));
 status db_commit(db_conn *c) __attribute__((warn_unused_result));

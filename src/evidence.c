@@ -23,10 +23,6 @@
   "CASE WHEN e.rectification_id IS NOT NULL THEN EXISTS (" RECTIFICATION_VISIBLE_SQL_OF("e.rectification_id") ")" \
   " ELSE EXISTS (SELECT 1 FROM items it JOIN inspections i ON i.id = it.inspection_id"         \
   "   WHERE it.id = e.item_id AND ducha_in_scope(i.target_department_id)) END"
-#define RECTIFICATION_VISIBLE_SQL_OF(id)                                                       \
-  "SELECT 1 FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
-  " JOIN inspections i ON i.id = it.inspection_id"                                             \
-  " WHERE r.id = " id " AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
 
 const struct resource EVIDENCE = {
   .name = "evidence",
@@ -84,7 +80,6 @@ static const char *SQL_CHUNK = "INSERT INTO evidence_chunks (evidence_id, seq, d
 
 /* Copies the uploaded file into the database, CHUNK bytes at a time. */
 static status store_bytes(struct call *c, const struct upload *u, int64_t id) {
-  static const char digits[] = "0123456789abcdef";
   char *buf = malloc(CHUNK), *hex = malloc(2 * CHUNK + 3);
   struct num eid = num(id);
   status s = ST_OK;
@@ -96,12 +91,7 @@ static status store_bytes(struct call *c, const struct upload *u, int64_t id) {
       s = fail(c, ST_INTERNAL, "the upload could not be read back");
     if (n <= 0)
       break;
-    hex[0] = '\\', hex[1] = 'x';
-    for (ssize_t i = 0; i < n; i++) {
-      hex[2 + 2 * i] = digits[(unsigned char)buf[i] >> 4];
-      hex[3 + 2 * i] = digits[(unsigned char)buf[i] & 15];
-    }
-    hex[2 + 2 * n] = '\0';
+    db_bytea_text(buf, (size_t)n, hex);
     struct num q = num(seq);
     const char *params[] = {eid.s, q.s, hex};
     if ((s = db_exec(c->db, NULL, SQL_CHUNK, 3, params)) != ST_OK)

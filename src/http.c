@@ -263,9 +263,10 @@ static status need_db(struct ctx *x) {
 
 static int path_matches(const char *tmpl, const char *path);
 
-static int is_public(const char *method, const char *path) {
+/* 1 when a route with flag answers method on path. */
+static int route_has(unsigned flag, const char *method, const char *path) {
   for (int i = 0; i < ROUTE_COUNT; i++)
-    if ((ROUTES[i].flags & R_PUBLIC) && !strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, path))
+    if ((ROUTES[i].flags & flag) && !strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, path))
       return 1;
   return 0;
 }
@@ -273,7 +274,7 @@ static int is_public(const char *method, const char *path) {
 static int on_auth(const struct _u_request *req, struct _u_response *resp, void *cls) {
   (void)cls;
   struct ctx *x = resp->shared_data;
-  if (is_public(req->http_verb, req->url_path))
+  if (route_has(R_PUBLIC, req->http_verb, req->url_path))
     return U_CALLBACK_CONTINUE;
   const char *header = u_map_get_case(req->map_header, "Authorization");
   status s = ST_UNAUTHORIZED;
@@ -469,12 +470,7 @@ static char *ulfius_format(const char *path) {
 }
 
 /* The routes whose bodies are files: they stream to disk (upload.c). */
-static int is_upload(const char *method, const char *url) {
-  for (int i = 0; i < ROUTE_COUNT; i++)
-    if ((ROUTES[i].flags & R_UPLOAD) && !strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, url))
-      return 1;
-  return 0;
-}
+static int is_upload(const char *method, const char *url) { return route_has(R_UPLOAD, method, url); }
 
 void http_print_routes(void) {
   for (int i = 0; i < ROUTE_COUNT; i++)

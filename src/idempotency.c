@@ -43,15 +43,9 @@ status idem_begin(struct call *c, struct idem *idem, const char *key, const char
     return invalid(c, "/headers/Idempotency-Key", "must be 1 to 200 printable ASCII characters");
   snprintf(idem->key, sizeof idem->key, "%s", key);
   struct num uid = num(c->who.user_id);
-  /* The body goes as bytes: hex-escaped bytea text keeps any content intact. */
+  /* The body goes as bytes: bytea text keeps any content intact. */
   char *hex = malloc(2 * len + 3);
-  static const char digits[] = "0123456789abcdef";
-  hex[0] = '\\', hex[1] = 'x';
-  for (size_t i = 0; i < len; i++) {
-    hex[2 + 2 * i] = digits[((const unsigned char *)body)[i] >> 4];
-    hex[3 + 2 * i] = digits[((const unsigned char *)body)[i] & 15];
-  }
-  hex[2 + 2 * len] = '\0';
+  db_bytea_text(body, len, hex);
   const char *params[] = {uid.s, key, method, path, hex};
   PGresult *r;
   status s = db_exec(c->db, &r, SQL_CLAIM, 5, params);

@@ -1,5 +1,4 @@
 /* ducha: inspection and rectification tracking. One binary, several subcommands. */
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

@@ -37,7 +37,7 @@ static const struct field REASSIGN[] = {
 /* The row as the action found it. */
 struct rect {
   char status[16];
-  char actions[200];   /* what the caller may do now: a PostgreSQL array literal */
+  json_t *actions;     /* what the caller may do now (owned by the call, as its allowed_transitions) */
   char submitted_by[24];
   char deadline[16];
   int64_t inspection_id;
@@ -132,25 +132,8 @@ static status reject(struct call *c, struct rect *r) {
                  " WHERE id = $1", 1, params);
 }
 
-/* A new deadline: not in the past, and for a request later than the current one. */
-static status deadline_check(struct call *c, struct rect *r, int must_be_later) {
-  const char *params[] = {PARAM("deadline"), r->deadline[0] ? r->deadline : NULL};
-  char verdict[16];
-  status s = db_value(c->db, verdict, sizeof verdict,
-                      "SELECT CASE WHEN $1::date < ducha_today() THEN 'past'"
-                      " WHEN $2::date IS NOT NULL AND $1::date <= $2::date THEN 'not_later' ELSE 'ok' END",
-                      2, params);
-  if (s != ST_OK)
-    return resource_db_failure(c, s);
-  if (!strcmp(verdict, "past"))
-    return invalid(c, "/deadline", "must not be before today");
-  if (must_be_later && !strcmp(verdict, "not_later"))
-    return invalid(c, "/deadline", "must be later than the current deadline");
-  return ST_OK;
-}
-
 static status request_extension(struct call *c, struct rect *r) {
-  status s = deadline_check(c, r, 1);
+  status s = rectification_deadline_check(c, r->deadline[0] ? r->deadline : NULL);
   if (s != ST_OK)
     return s;
   struct num id = num(c->id), user = num(c->who.user_id);
@@ -164,7 +147,8 @@ static const char *SQL_DECIDE =
     " WHERE rectification_id = $1 AND status = 'pending'";
 
 static status extend(struct call *c, struct rect *r) {
-  status s = deadline_check(c, r, 0);
+  (void)r;
+  status s = rectification_deadline_check(c, NULL);
   if (s != ST_OK)
     return s;
   struct num id = num(c->id), user = num(c->who.user_id);
@@ -255,8 +239,8 @@ static const struct action {
 /* Locks the rectification (only: actions come after the findings are final, when no edit of
  * the numbered lists locks in the other order). */
 static const char *SQL_STATE =
-    "SELECT r.status, ducha_rectification_actions(r.status, r.responsible_department_id, r.submitted_by,"
-    "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending'))::text,"
+    "SELECT r.status, to_json(ducha_rectification_actions(r.status, r.responsible_department_id, r.submitted_by,"
+    "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending')))::text,"
     "   coalesce(r.submitted_by::text, ''), coalesce(r.deadline::text, ''), it.inspection_id, i.status, r.version,"
     "   ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()),"
     "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending')"
@@ -266,24 +250,12 @@ static const char *SQL_STATE =
     " FOR UPDATE OF r";
 
 static int may(const struct rect *r, const char *action) {
-  /* the array literal is {a,b,"request-extension"}: names with '-' come quoted */
-  const char *p = r->actions;
-  size_t n = strlen(action);
-  while ((p = strstr(p, action))) {
-    char before = p == r->actions ? '{' : p[-1], after = p[n];
-    if ((before == '{' || before == ',' || before == '"') && (after == '}' || after == ',' || after == '"'))
+  size_t i;
+  json_t *name;
+  json_array_foreach(r->actions, i, name)
+    if (!strcmp(json_string_value(name), action))
       return 1;
-    p += n;
-  }
   return 0;
-}
-
-static json_t *allowed_of(const struct rect *r) {
-  json_t *list = json_array();
-  for (size_t i = 0; i < sizeof ACTIONS / sizeof ACTIONS[0]; i++)
-    if (may(r, ACTIONS[i].name))
-      json_array_append_new(list, json_string(ACTIONS[i].name));
-  return list;
 }
 
 status rectification_act(struct call *c) {
@@ -310,7 +282,7 @@ status rectification_act(struct call *c) {
   snprintf(inspection, sizeof inspection, "%s", PQgetvalue(res, 0, 5));
   struct rect r;
   snprintf(r.status, sizeof r.status, "%s", PQgetvalue(res, 0, 0));
-  snprintf(r.actions, sizeof r.actions, "%s", PQgetvalue(res, 0, 1));
+  r.actions = c->allowed = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
   snprintf(r.submitted_by, sizeof r.submitted_by, "%s", PQgetvalue(res, 0, 2));
   snprintf(r.deadline, sizeof r.deadline, "%s", PQgetvalue(res, 0, 3));
   r.inspection_id = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
@@ -318,7 +290,7 @@ status rectification_act(struct call *c) {
   if (c->if_match && !etag_matches(c->if_match, version))
     return fail(c, ST_PRECONDITION_FAILED, "the rectification has changed since you read it (ETag \"%ld\")", version);
   if (strcmp(inspection, "submitted") && strcmp(inspection, "closed")) {
-    c->allowed = json_array();
+    json_array_clear(c->allowed); /* nothing can be done to it yet */
     return fail(c, ST_BAD_TRANSITION, "the inspection is %s: rectification starts once its findings are submitted",
                 inspection);
   }
@@ -329,7 +301,6 @@ status rectification_act(struct call *c) {
       return fail(c, ST_CONFLICT, "you submitted this rectification: another inspector must %s it", a->name);
     if (!strcmp(a->name, "request-extension") && pending && strcmp(r.status, "submitted") && strcmp(r.status, "closed"))
       return fail(c, ST_CONFLICT, "an extension request is waiting for a decision already");
-    c->allowed = allowed_of(&r);
     return fail(c, ST_BAD_TRANSITION, "cannot %s a rectification that is %s", a->name, r.status);
   }
   if ((s = a->apply(c, &r)) != ST_OK)

@@ -57,21 +57,28 @@ static const struct ordinal_sql ORDINALS = {
   " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
   " JOIN inspections i ON i.id = it.inspection_id"
 
-/* A deadline is set for the future (or today), in the local zone of deadlines. */
-static status deadline_ok(struct call *c) {
+static const char *SQL_DEADLINE =
+    "SELECT CASE WHEN $1::date < ducha_today() THEN 'past'"
+    " WHEN $2::date IS NOT NULL AND $1::date <= $2::date THEN 'not_later' ELSE 'ok' END, ducha_today()::text";
+
+status rectification_deadline_check(struct call *c, const char *current) {
   json_t *deadline = json_object_get(c->body, "deadline");
   if (!json_is_string(deadline))
     return ST_OK;
-  const char *params[] = {json_string_value(deadline)};
+  const char *params[] = {json_string_value(deadline), current};
   PGresult *r;
-  status s = db_row(c->db, &r, "SELECT $1::date < ducha_today(), ducha_today()::text", 1, params);
+  status s = db_row(c->db, &r, SQL_DEADLINE, 2, params);
   if (s != ST_OK)
     return resource_db_failure(c, s);
   char msg[96];
-  int past = !strcmp(PQgetvalue(r, 0, 0), "t");
-  snprintf(msg, sizeof msg, "must not be before today (%s in %s)", PQgetvalue(r, 0, 1), c->cfg->timezone);
+  const char *verdict = PQgetvalue(r, 0, 0);
+  if (!strcmp(verdict, "past"))
+    snprintf(msg, sizeof msg, "must not be before today (%s in %s)", PQgetvalue(r, 0, 1), c->cfg->timezone);
+  else
+    snprintf(msg, sizeof msg, "must be later than the current deadline");
+  s = strcmp(verdict, "ok") ? invalid(c, "/deadline", msg) : ST_OK;
   PQclear(r);
-  return past ? invalid(c, "/deadline", msg) : ST_OK;
+  return s;
 }
 
 static status before_create(struct call *c) {
@@ -81,7 +88,7 @@ static status before_create(struct call *c) {
                             "SELECT i.status FROM problems p JOIN items it ON it.id = p.item_id"
                             " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 FOR SHARE OF i",
                             c->id);
-  return s == ST_OK ? deadline_ok(c) : s;
+  return s == ST_OK ? rectification_deadline_check(c, NULL) : s;
 }
 
 static status before_change(struct call *c, int deleting) {
@@ -91,7 +98,7 @@ static status before_change(struct call *c, int deleting) {
                                  " WHERE r.id = $1 FOR SHARE OF i", c->id);
   if (s != ST_OK || deleting)
     return s;
-  if ((s = deadline_ok(c)) != ST_OK)
+  if ((s = rectification_deadline_check(c, NULL)) != ST_OK)
     return s;
   return ordinal_for_patch(c, &ORDINALS);
 }

@@ -13,6 +13,9 @@ extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILT
 status department_merge(struct call *c);
 status rectification_ledger(struct call *c);
 status rectification_act(struct call *c);
+/* ST_INVALID (pointer /deadline) when the body's deadline is before today in DUCHA_TIMEZONE or,
+ * with current (a date), not later than it. */
+status rectification_deadline_check(struct call *c, const char *current) __attribute__((warn_unused_result));
 extern const struct qparam LEDGER_FILTERS[];
 extern const struct resource CLOSURES, DEADLINES, EXTENSION_REQUESTS, PROGRESS, EVIDENCE_OF_RECTIFICATION,
     EVIDENCE_OF_ITEM, EVIDENCE;
@@ -20,11 +23,13 @@ status evidence_upload(struct call *c);
 extern const struct qparam EVIDENCE_UPLOAD_PARAMS[];
 status evidence_content(struct call *c);
 
-/* A rectification the caller may read ($1 = its id): the parent check of its nested lists. */
-#define RECTIFICATION_VISIBLE_SQL                                                              \
+/* A rectification the caller may read (id: an SQL expression); with $1, the parent check of its
+ * nested lists. */
+#define RECTIFICATION_VISIBLE_SQL_OF(id)                                                       \
   "SELECT 1 FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
   " JOIN inspections i ON i.id = it.inspection_id"                                             \
-  " WHERE r.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
+  " WHERE r.id = " id " AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
+#define RECTIFICATION_VISIBLE_SQL RECTIFICATION_VISIBLE_SQL_OF("$1")
 #define USER_REF(alias)                                                                        \
   "CASE WHEN " alias ".id IS NULL THEN NULL ELSE json_build_object('id', " alias ".id, 'name', " alias ".username) END"
 status user_reset_password(struct call *c);
