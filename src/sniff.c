@@ -33,7 +33,7 @@ static int text(const unsigned char *h, size_t len) {
     size_t need = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
     if (need == 9 || (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f') || c == 0x7F)
       return 0;
-    if (need && c < 0xC2 && need == 1)
+    if (need == 1 && c < 0xC2) /* an overlong two-byte form */
       return 0;
     for (size_t k = 1; k <= need; k++) {
       if (i + k >= len)
