@@ -28,6 +28,7 @@ struct principal {
   unsigned role_bit;
   int64_t department_id; /* 0 when none */
   int must_change_password;
+  char *scope;           /* for db_begin_as: 'all', or the department ids it may see (owned) */
 };
 
 struct call {
@@ -82,7 +83,8 @@ enum route_flags {
   R_MERGE_PATCH = 512, /* also accepts application/merge-patch+json */
   R_OWN_TX = 1024,     /* the handler runs its own transactions (logins record failures) */
   R_BEFORE_PASSWORD_CHANGE = 2048, /* allowed while the user must change the password */
-  R_UPLOAD = 4096      /* the body is a file, streamed to disk before dispatch (upload.c) */
+  R_UPLOAD = 4096,     /* the body is a file, streamed to disk before dispatch (upload.c) */
+  R_PRIVATE = 8192     /* carries tokens or personal data: Cache-Control: no-store */
 };
 
 struct resource;
@@ -107,6 +109,9 @@ extern const int ROUTE_COUNT;
 status fail(struct call *c, status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Adds one {pointer, message} and returns ST_INVALID. */
 status invalid(struct call *c, const char *pointer, const char *message);
+
+/* 1 once SIGTERM came: the service is draining. */
+int service_stopping(void);
 
 /* Text form of an int64 for SQL parameters. */
 struct num { char s[24]; };

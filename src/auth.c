@@ -20,11 +20,10 @@ int auth_token_plausible(const char *text) {
          strspn(text + strlen(TOKEN_PREFIX), B64URL) == TOKEN_LENGTH - strlen(TOKEN_PREFIX);
 }
 
-/* Also sets the session's scope for the request: what a department user may see. */
+/* Also what the caller may see: a department user its unit's subtree, everyone else all. */
 static const char *SQL_VERIFY =
     "SELECT u.id, u.role, coalesce(u.department_id, 0), u.must_change_password, t.id,"
-    " set_config('ducha.scope', CASE WHEN u.role = 'department' THEN ducha_subtree(u.department_id)::text"
-    "   ELSE '' END, false), set_config('ducha.actor', u.id::text, false), set_config('ducha.role', u.role, false)"
+    " CASE WHEN u.role = 'department' THEN coalesce(ducha_subtree(u.department_id)::text, '{}') ELSE 'all' END"
     " FROM tokens t JOIN users u ON u.id = t.user_id"
     " WHERE t.token_hash = sha256(convert_to($1, 'UTF8'))"
     "   AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled";
@@ -43,7 +42,11 @@ status auth_verify(db_conn *db, const char *token, struct principal *who) {
   who->must_change_password = !strcmp(PQgetvalue(r, 0, 3), "t");
   who->token_id = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
   who->role_bit = role_bit(who->role);
+  free(who->scope);
+  who->scope = strdup(PQgetvalue(r, 0, 5));
   PQclear(r);
+  if (!who->scope)
+    return ST_INTERNAL;
   return ST_OK;
 }
 

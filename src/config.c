@@ -29,13 +29,28 @@ static const struct var VARS[] = {
    "the schema owner's URI for migrate; DATABASE_URL's role then gets only the rights it needs"},
   {"DUCHA_LISTEN", "127.0.0.1:8080", K_LISTEN, 0, 0, 0, 0, "address and port to serve on"},
   {"DUCHA_THREADS", "8", NUM(threads, 1, 256), "worker threads (and database connections)"},
-  {"DUCHA_MAX_CONNECTIONS", "256", NUM(max_connections, 1, 100000), "open client connections at most"},
-  {"DUCHA_PER_IP_CONNECTIONS", "0", NUM(per_ip_connections, 0, 100000),
-   "client connections per address at most (0: no limit; behind a proxy all share one)"},
-  {"DUCHA_IDLE_TIMEOUT", "30", NUM(idle_timeout, 1, 3600), "seconds before an idle connection closes"},
+  {"DUCHA_MAX_CONNECTIONS", "4096", NUM(max_connections, 1, 1000000),
+   "open client connections at most (each takes a file descriptor)"},
+  {"DUCHA_PER_IP_CONNECTIONS", "64", NUM(per_ip_connections, 0, 1000000),
+   "open connections per client address at most (0: no limit; DUCHA_TRUSTED_PROXIES exempt)"},
+  {"DUCHA_IDLE_TIMEOUT", "30", NUM(idle_timeout, 1, 3600), "seconds before a connection with no traffic closes"},
+  {"DUCHA_REQUEST_TIMEOUT", "10", NUM(request_timeout, 1, 3600),
+   "seconds for a request's headers to arrive whole, else the connection closes"},
+  {"DUCHA_BODY_MIN_RATE", "1024", NUM(body_min_rate, 1, 1073741824),
+   "bytes per second a request body must average after that grace, else the connection closes"},
+  {"DUCHA_MAX_STREAMS", "32", NUM(max_streams, 1, 100000),
+   "file downloads sent at once; more answer 429"},
+  {"DUCHA_SHUTDOWN_GRACE", "5", NUM(shutdown_grace, 0, 3600),
+   "seconds after SIGTERM that /readyz answers 503 before new connections are refused"},
+  {"DUCHA_DRAIN_TIMEOUT", "20", NUM(drain_timeout, 0, 3600),
+   "seconds the requests in flight may then take to finish"},
+  {"DUCHA_PREPARED_STATEMENTS", "1", NUM(prepare, 0, 1),
+   "1: prepare statements once per connection; 0: behind PgBouncer in transaction mode"},
   {"DUCHA_BODY_LIMIT", "1048576", NUM(body_limit, 1024, 1073741824), "largest request body in bytes"},
   {"DUCHA_STATEMENT_TIMEOUT", "800", NUM(statement_timeout, 100, 600000),
    "milliseconds a database statement may run; a database silent for longer answers 503"},
+  {"DUCHA_REPORT_TIMEOUT", "10000", NUM(report_timeout, 100, 3600000),
+   "milliseconds a report (audit verification; statistics and exports) may run"},
   {"DUCHA_CORS_ORIGINS", "", STR(cors_origins), 0, 0, "comma-separated origins allowed by CORS"},
   {"DUCHA_LOG_LEVEL", "info", K_LEVEL, offsetof(struct config, log_level), sizeof(((struct config *)0)->log_level),
    0, 0, "error, warning, info or debug"},
@@ -48,6 +63,8 @@ static const struct var VARS[] = {
   {"DUCHA_UPLOAD_LIMIT", "20971520", NUM(upload_limit, 1, 1073741824), "largest evidence file in bytes"},
   {"DUCHA_HASH_CONCURRENCY", "2", NUM(hash_concurrency, 1, 64),
    "password hashes computed at once at most (each takes 19 MiB)"},
+  {"DUCHA_AUDIT_KEY_FILE", "", STR(audit_key_file), 0, 0,
+   "file of at least 32 secret bytes (mode 0600) that signs audit checkpoints; keep a copy apart from the database"},
 };
 
 static void append(char *err, size_t errlen, const char *name, const char *value, const char *why) {
@@ -137,7 +154,7 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
 void config_usage(FILE *out) {
   fprintf(out, "Environment (default in brackets):\n");
   for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++)
-    fprintf(out, "  %-26s %s [%s]\n", VARS[i].name, VARS[i].help, *VARS[i].def ? VARS[i].def : "none");
+    fprintf(out, "  %-30s %s [%s]\n", VARS[i].name, VARS[i].help, *VARS[i].def ? VARS[i].def : "none");
 }
 
 int config_cors_allows(const struct config *cfg, const char *origin) {

@@ -16,6 +16,7 @@ struct config {
   long idle_timeout;
   long body_limit;
   long statement_timeout;
+  long report_timeout;    /* ms: the longer budget of reports */
   char cors_origins[1024];
   char log_level[16];
   char timezone[64];
@@ -25,6 +26,13 @@ struct config {
   long token_ttl_hours;
   long hash_concurrency;
   long upload_limit;
+  char audit_key_file[512];  /* the key that signs audit checkpoints; never in the database */
+  long request_timeout;   /* seconds for a request's headers to arrive whole */
+  long body_min_rate;     /* bytes per second a body must keep up, after that grace */
+  long max_streams;       /* streamed responses at once */
+  long shutdown_grace;    /* seconds /readyz answers 503 before the listener closes */
+  long drain_timeout;     /* seconds requests in flight may take to finish at shutdown */
+  long prepare;           /* 1: named prepared statements (off behind PgBouncer 1.18) */
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

@@ -1,6 +1,7 @@
 #include "db.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -141,7 +142,7 @@ static void mark_down(void) {
 static void mark_suspect(void) { atomic_store(&pool.suspect_since_ms, now_ms()); }
 
 static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms,
-                     int prepare);
+                     int prepare, int binary);
 
 /* Makes c usable: pings it when it has been quiet (a database that hangs must not hang the
  * request), and reconnects when it is broken or was never connected. */
@@ -150,7 +151,7 @@ static status ensure_connected(db_conn *c) {
   if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
     if (now - c->last_ok_ms < PING_WHEN_IDLE_MS && c->last_ok_ms > atomic_load(&pool.suspect_since_ms))
       return ST_OK;
-    PGresult *r = run(c, "SELECT 1", 0, NULL, PING_DEADLINE_MS, 0);
+    PGresult *r = run(c, "SELECT 1", 0, NULL, PING_DEADLINE_MS, 0, 0);
     int alive = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     if (alive)
@@ -190,9 +191,21 @@ status db_acquire(db_conn **out) {
   return ensure_connected(c);
 }
 
+status db_budget(db_conn *c, long ms) {
+  char text[24];
+  snprintf(text, sizeof text, "%ld", ms);
+  const char *params[] = {text};
+  status s = db_exec(c, NULL, "SELECT set_config('statement_timeout', $1, true)", 1, params);
+  if (s == ST_OK)
+    c->deadline_ms = (int)ms + 100;
+  return s;
+}
+
 void db_release(db_conn *c) {
   if (!c)
     return;
+  if (pool.cfg)
+    c->deadline_ms = (int)pool.cfg->statement_timeout + 100;
   if (c->pg && !c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
     db_rollback(c);
   pthread_mutex_lock(&pool.lock);
@@ -213,22 +226,12 @@ db_conn *db_open(const struct config *cfg) {
   }
   /* Command-line work (migrations, the seed) may take long: no statement timeout. */
   c->deadline_ms = 24 * 3600 * 1000;
-  if (db_exec(c, NULL, "SET statement_timeout = 0", 0, NULL) != ST_OK) {
+  /* The command line acts for the operator: it sees everything. */
+  if (db_exec(c, NULL, "SELECT set_config('statement_timeout', '0', false), set_config('ducha.scope', 'all', false)",
+              0, NULL) != ST_OK) {
     db_close(c);
     return NULL;
   }
-  return c;
-}
-
-db_conn *db_open_stream(const struct config *cfg) {
-  char why[256];
-  db_conn *c = calloc(1, sizeof *c);
-  c->pg = connect_with_deadline(cfg, CONNECT_DEADLINE_MS, why, sizeof why);
-  if (!c->pg) {
-    free(c);
-    return NULL;
-  }
-  c->deadline_ms = (int)cfg->statement_timeout + 100;
   return c;
 }
 
@@ -307,13 +310,14 @@ static PGresult *wait_result(db_conn *c, long long deadline) {
  * cost. Without, it is planned for its values each time: what lists with optional filters
  * need, as one generic plan cannot serve them all. */
 static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms,
-                     int prepare) {
+                     int prepare, int binary) {
   long long deadline = now_ms() + deadline_ms;
   char name[16];
   int slot = 0;
   while (slot < c->nprepared && c->prepared[slot] != sql)
     slot++;
   snprintf(name, sizeof name, "s%d", slot);
+  prepare = prepare && pool.cfg->prepare;
   if (prepare && slot == c->nprepared && slot < PREPARED_MAX && nparams > 0) {
     if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
       return NULL;
@@ -323,16 +327,16 @@ static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const
     PQclear(r);
     c->prepared[c->nprepared++] = sql;
   }
-  int sent = slot < c->nprepared ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, 0)
-                                 : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+  int sent = slot < c->nprepared ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
+                                 : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary);
   return sent ? wait_result(c, deadline) : NULL;
 }
 
 static status exec_as(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params,
-                      int prepare) {
+                      int prepare, int binary) {
   if (res)
     *res = NULL;
-  PGresult *r = run(c, sql, nparams, params, c->deadline_ms, prepare);
+  PGresult *r = run(c, sql, nparams, params, c->deadline_ms, prepare, binary);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
     if (res)
@@ -347,11 +351,11 @@ static status exec_as(db_conn *c, PGresult **res, const char *sql, int nparams, 
 }
 
 status db_exec(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
-  return exec_as(c, res, sql, nparams, params, 1);
+  return exec_as(c, res, sql, nparams, params, 1, 0);
 }
 
 status db_query(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
-  return exec_as(c, res, sql, nparams, params, 0);
+  return exec_as(c, res, sql, nparams, params, 0, 0);
 }
 
 status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const char *const *params) {
@@ -374,6 +378,24 @@ status db_value(db_conn *c, char *out, size_t size, const char *sql, int nparams
   return s;
 }
 
+status db_bytes(db_conn *c, char *out, size_t max, size_t *len, const char *sql, int nparams,
+                const char *const *params) {
+  PGresult *r;
+  status s = exec_as(c, &r, sql, nparams, params, 1, 1);
+  *len = 0;
+  if (s != ST_OK)
+    return s;
+  if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+    PQclear(r);
+    return ST_NOT_FOUND;
+  }
+  size_t n = (size_t)PQgetlength(r, 0, 0);
+  *len = n < max ? n : max;
+  memcpy(out, PQgetvalue(r, 0, 0), *len);
+  PQclear(r);
+  return ST_OK;
+}
+
 void db_bytea_text(const void *data, size_t len, char *out) {
   static const char digits[] = "0123456789abcdef";
   const unsigned char *p = data;
@@ -387,9 +409,36 @@ void db_bytea_text(const void *data, size_t len, char *out) {
 
 status db_begin(db_conn *c) { return db_exec(c, NULL, "BEGIN", 0, NULL); }
 
+/* The identity's values are checked here and sent as literals, so that BEGIN and the settings
+ * go in one round trip (the simple protocol takes no parameters). */
+status db_begin_as(db_conn *c, const struct db_identity *who, int read_only) {
+  const char *scope = who->scope ? who->scope : "";
+  const char *role = who->role ? who->role : "";
+  if (strspn(scope, "{},0123456789all") != strlen(scope) || strspn(role, "abcdefghijklmnopqrstuvwxyz") != strlen(role))
+    return ST_INTERNAL;
+  size_t size = strlen(scope) + 512;
+  char *sql = malloc(size), actor[24] = "";
+  if (!sql)
+    return ST_INTERNAL;
+  if (who->actor > 0)
+    snprintf(actor, sizeof actor, "%lld", (long long)who->actor);
+  snprintf(sql, size,
+           "BEGIN%s; SELECT set_config('ducha.scope', '%s', true), set_config('ducha.actor', '%s', true),"
+           " set_config('ducha.role', '%s', true)",
+           read_only ? " ISOLATION LEVEL REPEATABLE READ READ ONLY" : "", scope, actor, role);
+  PGresult *r = NULL;
+  long long deadline = now_ms() + c->deadline_ms;
+  if (PQsendQuery(c->pg, sql))
+    r = wait_result(c, deadline);
+  free(sql);
+  status s = PQresultStatus(r) == PGRES_TUPLES_OK ? ST_OK : classify(c, r);
+  PQclear(r);
+  return s;
+}
+
 status db_commit(db_conn *c) { return db_exec(c, NULL, "COMMIT", 0, NULL); }
 
 void db_rollback(db_conn *c) {
   if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
-    PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3, 0));
+    PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3, 0, 0));
 }

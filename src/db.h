@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "status.h"
@@ -30,9 +31,6 @@ void db_release(db_conn *c);
 /* A single connection outside the pool (command-line tools: no statement timeout). NULL after
  * printing why. */
 db_conn *db_open(const struct config *cfg);
-/* A connection of its own for a streamed response, with the pool's timeouts. NULL when the
- * database is away. */
-db_conn *db_open_stream(const struct config *cfg);
 void db_close(db_conn *c);
 
 /* Runs sql with text parameters (NULL = SQL NULL). On ST_OK *res holds the result (caller
@@ -51,11 +49,28 @@ status db_row(db_conn *c, PGresult **res, const char *sql, int nparams, const ch
 /* The first column of the one row sql returns, as text in out; ST_NOT_FOUND without a row. */
 status db_value(db_conn *c, char *out, size_t size, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));
+/* The first column of the one row sql returns, as bytes (bytea), at most max into out, the
+ * number in *len; ST_NOT_FOUND without a row. */
+status db_bytes(db_conn *c, char *out, size_t max, size_t *len, const char *sql, int nparams,
+                const char *const *params) __attribute__((warn_unused_result));
 const struct db_error *db_last_error(const db_conn *c);
 /* data[0..len) as bytea text ("\\x" and hex) for a text parameter, into out (2 * len + 3 bytes). */
 void db_bytea_text(const void *data, size_t len, char *out);
 
 status db_begin(db_conn *c) __attribute__((warn_unused_result));
+/* Lets the statements of the current transaction run for up to ms (a report's budget rather
+ * than an interactive request's); back to the usual deadline when the connection is released. */
+status db_budget(db_conn *c, long ms) __attribute__((warn_unused_result));
+/* Who a transaction runs for, read by SQL through ducha_scope() and current_setting: scope is
+ * 'all', a department id array ("{1,2}"), or NULL/"" for nothing at all. */
+struct db_identity {
+  const char *scope;
+  int64_t actor; /* 0: none */
+  const char *role;
+};
+/* BEGIN (REPEATABLE READ READ ONLY when read_only: one snapshot) with the identity set for this
+ * transaction only, in one round trip. */
+status db_begin_as(db_conn *c, const struct db_identity *who, int read_only) __attribute__((warn_unused_result));
 status db_commit(db_conn *c) __attribute__((warn_unused_result));
 void db_rollback(db_conn *c);
 

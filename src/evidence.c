@@ -2,8 +2,10 @@
  * item (what the 材料提供部门 supply). The bytes are kept in the database in chunks, in the
  * same transaction and backup as the records that point at them. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <yder.h>
 
 #include "audit.h"
 #include "disposition.h"
@@ -20,7 +22,7 @@
 #define FROM_E " FROM evidence e LEFT JOIN users u ON u.id = e.uploaded_by"
 /* Evidence is read by whoever may read what it belongs to. */
 #define VISIBLE_E                                                                              \
-  "CASE WHEN e.rectification_id IS NOT NULL THEN EXISTS (" RECTIFICATION_VISIBLE_SQL_OF("e.rectification_id") ")" \
+  "CASE WHEN e.rectification_id IS NOT NULL THEN " RECTIFICATION_VISIBLE("e.rectification_id") \
   " ELSE EXISTS (SELECT 1 FROM items it JOIN inspections i ON i.id = it.inspection_id"         \
   "   WHERE it.id = e.item_id AND ducha_in_scope(i.target_department_id)) END"
 
@@ -57,21 +59,27 @@ const struct qparam EVIDENCE_UPLOAD_PARAMS[] = {
 
 /* Where the file may go: a rectification being worked on (by its unit, or staff) of a
  * submitted inspection, optionally one of its progress updates; or an item of an inspection
- * that has not closed. */
-static const char *SQL_TARGET_RECTIFICATION =
-    "SELECT CASE WHEN i.status NOT IN ('submitted', 'closed') THEN 'inspection ' || i.status"
-    "  WHEN r.status NOT IN ('pending', 'in_progress') THEN r.status"
-    "  WHEN $2::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM progress_updates g"
-    "    WHERE g.id = $2 AND g.rectification_id = r.id) THEN 'no_progress' ELSE 'ok' END"
-    " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
-    " JOIN inspections i ON i.id = it.inspection_id"
-    " WHERE r.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
-    "   AND (ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()))"
-    " FOR UPDATE OF r";
-static const char *SQL_TARGET_ITEM =
-    "SELECT CASE WHEN i.status = 'closed' THEN 'inspection closed' ELSE 'ok' END"
-    " FROM items it JOIN inspections i ON i.id = it.inspection_id"
-    " WHERE it.id = $1 AND ducha_in_scope(i.target_department_id) AND $2::bigint IS NULL";
+ * that has not closed. Checked twice: without a lock before the bytes are stored, and again
+ * under a share lock at the end (the _LOCKED forms), so that uploads to one rectification do
+ * not wait for each other while a state change still cannot slip in before the commit. */
+#define TARGET_RECTIFICATION                                                                   \
+  "SELECT CASE WHEN i.status NOT IN ('submitted', 'closed') THEN 'inspection ' || i.status"   \
+  "  WHEN r.status NOT IN ('pending', 'in_progress') THEN r.status"                            \
+  "  WHEN $2::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM progress_updates g"             \
+  "    WHERE g.id = $2 AND g.rectification_id = r.id) THEN 'no_progress' ELSE 'ok' END"        \
+  " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
+  " JOIN inspections i ON i.id = it.inspection_id"                                             \
+  " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id") \
+  "   AND (ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()))"
+#define TARGET_ITEM                                                                            \
+  "SELECT CASE WHEN i.status = 'closed' THEN 'inspection closed' ELSE 'ok' END"                \
+  " FROM items it JOIN inspections i ON i.id = it.inspection_id"                               \
+  " WHERE it.id = $1 AND ducha_in_scope(i.target_department_id) AND $2::bigint IS NULL"
+
+static const char *SQL_TARGET_RECTIFICATION = TARGET_RECTIFICATION;
+static const char *SQL_TARGET_RECTIFICATION_LOCKED = TARGET_RECTIFICATION " FOR SHARE OF r";
+static const char *SQL_TARGET_ITEM = TARGET_ITEM;
+static const char *SQL_TARGET_ITEM_LOCKED = TARGET_ITEM " FOR SHARE OF i";
 
 static const char *SQL_INSERT =
     "INSERT INTO evidence (rectification_id, progress_id, item_id, filename, content_type, size, sha256, uploaded_by)"
@@ -102,6 +110,27 @@ static status store_bytes(struct call *c, const struct upload *u, int64_t id) {
   return s;
 }
 
+/* Whether the file may go to the item or rectification target now; locked: under a share
+ * lock on it, held to the commit. */
+static status check_target(struct call *c, int on_item, int locked, const char *target, const char *progress) {
+  const char *params[] = {target, progress};
+  const char *sql = on_item ? (locked ? SQL_TARGET_ITEM_LOCKED : SQL_TARGET_ITEM)
+                            : (locked ? SQL_TARGET_RECTIFICATION_LOCKED : SQL_TARGET_RECTIFICATION);
+  char verdict[40];
+  status s = db_value(c->db, verdict, sizeof verdict, sql, 2, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such %s", on_item ? "item" : "rectification");
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (!strcmp(verdict, "no_progress"))
+    return invalid(c, "/query/progress_id", "is not a progress update of this rectification");
+  if (strcmp(verdict, "ok")) {
+    c->allowed = json_array();
+    return fail(c, ST_BAD_TRANSITION, "evidence cannot be added now (%s)", verdict);
+  }
+  return ST_OK;
+}
+
 status evidence_upload(struct call *c) {
   const struct upload *u = upload_current();
   int on_item = strstr(c->route->path, "/items/") != NULL;
@@ -126,19 +155,9 @@ status evidence_upload(struct call *c) {
 
   struct num target = num(c->id), user = num(c->who.user_id);
   const char *progress = on_item ? NULL : c->query.values[0];
-  const char *check[] = {target.s, progress};
-  char verdict[40];
-  status s = db_value(c->db, verdict, sizeof verdict, on_item ? SQL_TARGET_ITEM : SQL_TARGET_RECTIFICATION, 2, check);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such %s", on_item ? "item" : "rectification");
+  status s = check_target(c, on_item, 0, target.s, progress);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
-  if (!strcmp(verdict, "no_progress"))
-    return invalid(c, "/query/progress_id", "is not a progress update of this rectification");
-  if (strcmp(verdict, "ok")) {
-    c->allowed = json_array();
-    return fail(c, ST_BAD_TRANSITION, "evidence cannot be added now (%s)", verdict);
-  }
+    return s;
 
   char sha[65], size[24];
   for (int i = 0; i < 32; i++)
@@ -149,49 +168,45 @@ status evidence_upload(struct call *c) {
   if ((s = db_value(c->db, id, sizeof id, SQL_INSERT, 8, params)) != ST_OK)
     return resource_db_failure(c, s);
   int64_t eid = strtoll(id, NULL, 10);
-  if ((s = store_bytes(c, u, eid)) != ST_OK || (s = resource_load(c, &EVIDENCE, eid)) != ST_OK)
+  if ((s = store_bytes(c, u, eid)) != ST_OK || (s = check_target(c, on_item, 1, target.s, progress)) != ST_OK ||
+      (s = resource_load(c, &EVIDENCE, eid)) != ST_OK)
     return s;
   snprintf(c->location, sizeof c->location, "/api/v1/evidence/%lld", (long long)eid);
   return audit_write(c, "create", "evidence", eid, NULL, c->result);
 }
 
-/* ---- download: streamed chunk by chunk on a connection of its own ------------------------------ */
+/* ---- download: each piece fetched through the pool when the client is ready for it ------------ */
+
+/* A slice of one stored chunk: a slow reader holds no database connection between pieces, and
+ * each piece has the statement deadline like every other statement. */
+static const char *SQL_PIECE =
+    "SELECT substring(data FROM $3 FOR $4) FROM evidence_chunks WHERE evidence_id = $1 AND seq = $2";
 
 struct download {
-  db_conn *db;
   char id[24];
-  PGresult *chunk; /* the chunk last read, binary */
-  int seq;
+  uint64_t size;
 };
 
 static long download_read(void *data, uint64_t offset, char *out, size_t max) {
   struct download *d = data;
-  int seq = (int)(offset / CHUNK);
-  if (!d->chunk || d->seq != seq) {
-    PQclear(d->chunk);
-    d->chunk = NULL;
-    struct num q = num(seq);
-    const char *params[] = {d->id, q.s};
-    const int formats[] = {0, 0};
-    d->chunk = PQexecParams(db_pg(d->db), "SELECT data FROM evidence_chunks WHERE evidence_id = $1 AND seq = $2",
-                            2, NULL, params, NULL, formats, 1);
-    d->seq = seq;
-    if (PQresultStatus(d->chunk) != PGRES_TUPLES_OK || PQntuples(d->chunk) != 1)
-      return -2; /* MHD_CONTENT_READER_END_WITH_ERROR */
-  }
-  size_t at = (size_t)(offset - (uint64_t)seq * CHUNK), len = (size_t)PQgetlength(d->chunk, 0, 0);
-  if (at >= len)
+  if (offset >= d->size)
     return -1; /* MHD_CONTENT_READER_END_OF_STREAM */
-  size_t n = len - at < max ? len - at : max;
-  memcpy(out, PQgetvalue(d->chunk, 0, 0) + at, n);
-  return (long)n;
-}
-
-static void download_free(void *data) {
-  struct download *d = data;
-  PQclear(d->chunk);
-  db_close(d->db);
-  free(d);
+  uint64_t seq = offset / CHUNK, at = offset % CHUNK;
+  size_t want = max < CHUNK - at ? max : (size_t)(CHUNK - at);
+  struct num q = num((int64_t)seq), from = num((int64_t)at + 1), count = num((int64_t)want);
+  const char *params[] = {d->id, q.s, from.s, count.s};
+  db_conn *db;
+  size_t got = 0;
+  status s = db_acquire(&db);
+  if (s == ST_OK)
+    s = db_bytes(db, out, want, &got, SQL_PIECE, 4, params);
+  db_release(db);
+  if (s != ST_OK || got == 0) {
+    y_log_message(Y_LOG_LEVEL_WARNING, "download of evidence %s stopped at byte %llu: %s", d->id,
+                  (unsigned long long)offset, s == ST_OK ? "the stored file is shorter" : "the database did not answer");
+    return -2; /* MHD_CONTENT_READER_END_WITH_ERROR: the client sees the connection close */
+  }
+  return (long)got;
 }
 
 status evidence_content(struct call *c) {
@@ -200,17 +215,14 @@ status evidence_content(struct call *c) {
     return s;
   json_t *e = c->result;
   struct download *d = calloc(1, sizeof *d);
-  d->db = db_open_stream(c->cfg);
-  if (!d->db) {
-    free(d);
-    return fail(c, ST_UNAVAILABLE, "the database is unavailable; try again shortly");
-  }
+  if (!d)
+    return fail(c, ST_INTERNAL, "out of memory");
   snprintf(d->id, sizeof d->id, "%lld", (long long)c->id);
-  d->seq = -1;
+  d->size = (uint64_t)json_integer_value(json_object_get(e, "size"));
   c->stream_read = download_read;
-  c->stream_free = download_free;
+  c->stream_free = free;
   c->stream_data = d;
-  c->stream_size = (uint64_t)json_integer_value(json_object_get(e, "size"));
+  c->stream_size = d->size;
   c->stream_type = json_string_value(json_object_get(e, "content_type"));
   snprintf(c->etag_text, sizeof c->etag_text, "\"%s\"", json_string_value(json_object_get(e, "sha256")));
   disposition_attachment(json_string_value(json_object_get(e, "filename")), c->disposition, sizeof c->disposition);

@@ -10,6 +10,8 @@ status health_live(struct call *c) {
 }
 
 status health_ready(struct call *c) {
+  if (service_stopping())
+    return fail(c, ST_UNAVAILABLE, "the server is shutting down");
   status s = db_exec(c->db, NULL, "SELECT 1", 0, NULL);
   if (s != ST_OK)
     return fail(c, ST_UNAVAILABLE, "the database does not answer");

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -9,12 +10,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <ulfius.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "auth.h"
+#include "conn.h"
 #include "idempotency.h"
 #include "net.h"
 #include "upload.h"
@@ -33,7 +36,9 @@ struct ctx {
   int have_db;
 };
 
-static atomic_int in_flight; /* requests between on_prepare and ctx_free */
+static atomic_int stopping; /* SIGTERM came: /readyz says so, responses close their connections */
+
+int service_stopping(void) { return atomic_load(&stopping); }
 
 static long long now_us(void) {
   struct timespec ts;
@@ -72,12 +77,12 @@ static void ctx_free(void *p) {
   json_decref(c->result);
   json_decref(c->errors);
   json_decref(c->allowed);
+  free(c->who.scope);
   if (c->stream_read && c->stream_free) /* made, but never handed to Ulfius */
     c->stream_free(c->stream_data);
   query_free(&c->query);
   free(x->path);
   free(x);
-  atomic_fetch_sub(&in_flight, 1);
 }
 
 /* ---- responses -------------------------------------------------------------------------- */
@@ -107,8 +112,10 @@ static void send_problem(struct _u_response *resp, struct ctx *x, status s) {
                         t->http, "detail", detail, "request_id", x->request_id);
   if (x->path)
     json_object_set_new(p, "instance", json_string(x->path));
-  if (json_array_size(c->errors))
-    json_object_set(p, "errors", c->errors);
+  if (json_array_size(c->errors)) {
+    json_object_set_new(p, "errors", errors_kept(c->errors));
+    json_object_set_new(p, "errors_total", json_integer((json_int_t)json_array_size(c->errors)));
+  }
   if (s == ST_BAD_TRANSITION)
     json_object_set(p, "allowed_transitions", c->allowed ? c->allowed : json_array());
   if (s == ST_UNAVAILABLE || (s == ST_TOO_MANY && c->retry_after > 0)) {
@@ -141,6 +148,45 @@ static void set_link(struct _u_response *resp, const struct _u_request *req, con
   free(link);
 }
 
+/* ---- streamed responses: bounded in number, sent at the client's pace -------------------------- */
+
+static atomic_long streams_open;
+
+struct stream {
+  long (*read)(void *data, uint64_t offset, char *out, size_t max);
+  void (*free)(void *data);
+  void *data;
+};
+
+static ssize_t stream_read(void *p, uint64_t offset, char *out, size_t max) {
+  struct stream *s = p;
+  return s->read(s->data, offset, out, max);
+}
+
+static void stream_end(void *p) {
+  struct stream *s = p;
+  if (s->free)
+    s->free(s->data);
+  free(s);
+  atomic_fetch_sub(&streams_open, 1);
+}
+
+/* Hands the call's stream to Ulfius, which owns it from then on; ST_TOO_MANY when
+ * DUCHA_MAX_STREAMS are open (the stream is freed). */
+static status stream_start(struct _u_response *resp, struct call *c) {
+  struct stream *s = malloc(sizeof *s);
+  if (!s || atomic_fetch_add(&streams_open, 1) >= c->cfg->max_streams) {
+    if (s)
+      atomic_fetch_sub(&streams_open, 1);
+    free(s);
+    return ST_TOO_MANY; /* ctx_free frees the call's stream */
+  }
+  *s = (struct stream){c->stream_read, c->stream_free, c->stream_data};
+  c->stream_read = NULL;
+  ulfius_set_stream_response(resp, 200, stream_read, stream_end, c->stream_size, 65536, s);
+  return ST_OK;
+}
+
 static void respond(const struct _u_request *req, struct _u_response *resp, struct ctx *x, status s) {
   struct call *c = &x->call;
   const struct route *rt = c->route;
@@ -149,13 +195,15 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
     return;
   }
   if (c->stream_read) {
+    if (stream_start(resp, c) != ST_OK) {
+      c->retry_after = 1;
+      fail(c, ST_TOO_MANY, "%ld downloads are being sent; try again shortly", c->cfg->max_streams);
+      send_problem(resp, x, ST_TOO_MANY);
+      return;
+    }
     x->http_status = 200;
-    ulfius_set_stream_response(resp, 200, (ssize_t(*)(void *, uint64_t, char *, size_t))c->stream_read,
-                               c->stream_free, c->stream_size, 65536, c->stream_data);
-    c->stream_read = NULL; /* Ulfius owns the stream now */
     u_map_put(resp->map_header, "Content-Type", c->stream_type);
     u_map_put(resp->map_header, "Content-Disposition", c->disposition);
-    u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
     u_map_put(resp->map_header, "ETag", c->etag_text);
     return;
   }
@@ -201,7 +249,6 @@ static void request_id_of(const struct _u_request *req, char *out, size_t size) 
 static int on_prepare(const struct _u_request *req, struct _u_response *resp, void *cls) {
   const struct config *cfg = cls;
   struct ctx *x = calloc(1, sizeof *x);
-  atomic_fetch_add(&in_flight, 1);
   x->cfg = cfg;
   x->call.cfg = cfg;
   x->call.errors = json_array();
@@ -219,6 +266,9 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
                  x->call.client_address, sizeof x->call.client_address);
   ulfius_set_response_shared_data(resp, x, ctx_free);
   u_map_put(resp->map_header, "X-Request-Id", x->request_id);
+  u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
+  if (atomic_load(&stopping)) /* clients go to another replica for their next request */
+    u_map_put(resp->map_header, "Connection", "close");
 
   const char *origin = u_map_get_case(req->map_header, "Origin");
   int cors = origin && config_cors_allows(cfg, origin);
@@ -350,11 +400,12 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
   return ST_OK;
 }
 
-/* Runs the handler inside one transaction for writes, with Idempotency-Key handling. */
+/* Runs the handler inside one transaction that carries the caller's identity (nothing at all
+ * for calls without a token), with Idempotency-Key handling. Reads see one snapshot. */
 static status run(const struct _u_request *req, struct _u_response *resp, struct ctx *x,
                   const struct route *rt, int *replayed) {
   struct call *c = &x->call;
-  int writes = strcmp(rt->method, "GET") != 0 && !(rt->flags & R_OWN_TX);
+  int in_tx = !(rt->flags & R_OWN_TX), read_only = !strcmp(rt->method, "GET");
   const char *key = u_map_get_case(req->map_header, "Idempotency-Key");
   struct idem idem = {0};
   status s;
@@ -377,10 +428,11 @@ static status run(const struct _u_request *req, struct _u_response *resp, struct
       return ST_OK;
     }
   }
-  if (writes && (s = db_begin(c->db)) != ST_OK)
+  const struct db_identity who = {c->who.scope, c->who.user_id, c->who.role};
+  if (in_tx && (s = db_begin_as(c->db, &who, read_only)) != ST_OK)
     goto out;
   s = rt->handler(c);
-  if (writes) {
+  if (in_tx) {
     if (s == ST_OK && idem.active)
       s = idem_store(c, &idem, (rt->flags & R_CREATED) ? 201 : (rt->flags & R_NO_CONTENT) ? 204 : 200);
     if (s == ST_OK) {
@@ -405,6 +457,8 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
   int replayed = 0;
   c->route = rt;
   status s = ST_OK;
+  if (rt->flags & R_PRIVATE)
+    u_map_put(resp->map_header, "Cache-Control", "no-store");
   if (!(rt->flags & R_PUBLIC) && !(rt->roles & c->who.role_bit))
     s = fail(c, ST_FORBIDDEN, "the %s role may not %s %s", c->who.role, rt->method, rt->path);
   else if (!(rt->flags & R_PUBLIC) && c->who.must_change_password && !(rt->flags & R_BEFORE_PASSWORD_CHANGE))
@@ -477,6 +531,50 @@ void http_print_routes(void) {
     printf("%s %s\n", ROUTES[i].method, ROUTES[i].path);
 }
 
+/* Each connection takes a descriptor: raise the soft limit to the hard one, and say so when
+ * the connection limit still does not fit. */
+static long connection_limit(const struct config *cfg) {
+  struct rlimit rl;
+  long want = cfg->max_connections + 64 + 2 * cfg->threads;
+  if (getrlimit(RLIMIT_NOFILE, &rl))
+    return cfg->max_connections;
+  if (rl.rlim_cur < rl.rlim_max && (rlim_t)want > rl.rlim_cur) {
+    rl.rlim_cur = (rlim_t)want < rl.rlim_max ? (rlim_t)want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl))
+      y_log_message(Y_LOG_LEVEL_WARNING, "cannot raise the open-file limit: %s", strerror(errno));
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)want > rl.rlim_cur) {
+    long fit = (long)rl.rlim_cur - 64 - 2 * cfg->threads;
+    fit = fit < 16 ? 16 : fit;
+    y_log_message(Y_LOG_LEVEL_WARNING, "the open-file limit is %lu: DUCHA_MAX_CONNECTIONS lowered from %ld to %ld",
+                  (unsigned long)rl.rlim_cur, cfg->max_connections, fit);
+    return fit;
+  }
+  return cfg->max_connections;
+}
+
+/* SIGTERM: /readyz answers 503 for the grace period while everything is still served, so a
+ * load balancer stops sending; then no new connections; the requests in flight (uploads
+ * arriving, downloads being sent) finish, up to the drain limit; then the rest are closed. */
+static void drain(struct _u_instance *inst, const struct config *cfg) {
+  atomic_store(&stopping, 1);
+  y_log_message(Y_LOG_LEVEL_INFO, "stopping: /readyz answers 503 for %ld s", cfg->shutdown_grace);
+  struct timespec grace = {cfg->shutdown_grace, 0};
+  while (nanosleep(&grace, &grace) && errno == EINTR)
+    ;
+  MHD_socket listener = MHD_quiesce_daemon(inst->mhd_daemon);
+  if (listener != MHD_INVALID_SOCKET)
+    close(listener);
+  int left = conn_requests_in_flight();
+  y_log_message(Y_LOG_LEVEL_INFO, "stopping: no new connections; %d requests in flight", left);
+  for (long i = 0; i < cfg->drain_timeout * 100 && (left = conn_requests_in_flight()) > 0; i++)
+    usleep(10000);
+  if (left > 0)
+    y_log_message(Y_LOG_LEVEL_WARNING, "stopping: %d requests did not finish within %ld s", left,
+                  cfg->drain_timeout);
+}
+
 int http_serve(const struct config *cfg) {
   struct _u_instance inst;
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
@@ -506,16 +604,22 @@ int http_serve(const struct config *cfg) {
 
   struct MHD_OptionItem ops[] = {
     {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
-    {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
+    {MHD_OPTION_CONNECTION_LIMIT, connection_limit(cfg), NULL},
     {MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout, NULL},
-    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_connections, NULL},
     {MHD_OPTION_SOCK_ADDR, 0, &addr},
     {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mhd_request_completed, NULL},
     {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger, NULL},
     {MHD_OPTION_END, 0, NULL},
   };
-  if (upload_start(&inst, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, ops, (uint64_t)cfg->upload_limit,
-                   is_upload) != U_OK) {
+  const struct conn_limits limits = {
+    .request_timeout_ms = cfg->request_timeout * 1000,
+    .body_min_rate = cfg->body_min_rate,
+    .per_address = cfg->per_ip_connections,
+    .trusted = cfg->trusted_proxies,
+    .upload_limit = (uint64_t)cfg->upload_limit,
+    .is_upload = is_upload,
+  };
+  if (conn_start(&inst, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, ops, &limits) != U_OK) {
     y_log_message(Y_LOG_LEVEL_ERROR, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
     goto out;
   }
@@ -527,15 +631,9 @@ int http_serve(const struct config *cfg) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigwait(&set, &sig);
-  y_log_message(Y_LOG_LEVEL_INFO, "stopping: finishing the requests in flight");
-  /* Stop accepting, let the requests in flight finish (at most 10 s), then stop; idle
-   * keep-alive connections are simply closed. */
-  MHD_socket listener = MHD_quiesce_daemon(inst.mhd_daemon);
-  if (listener != MHD_INVALID_SOCKET)
-    close(listener);
-  for (int i = 0; i < 1000 && atomic_load(&in_flight) > 0; i++)
-    usleep(10000);
+  drain(&inst, cfg);
   ulfius_stop_framework(&inst);
+  conn_stop();
   rc = 0;
 out:
   ulfius_clean_instance(&inst);

@@ -63,6 +63,7 @@ static const char *const GRANTS[] = {
   "SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)",
   "SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain_heads,"
   " schema_migrations FROM %I', $1::text)",
+  "SELECT format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_checkpoints FROM %I', $1::text)",
 };
 
 static int grant(PGconn *pg, const char *role) {

@@ -5,6 +5,7 @@ static const struct problem_type TYPES[ST__COUNT] = {
   [ST_INVALID] = {400, "validation-failed", "The request has invalid fields"},
   [ST_MALFORMED] = {400, "malformed-json", "The body is not well-formed JSON"},
   [ST_BAD_QUERY] = {400, "invalid-query", "The query string is not valid"},
+  [ST_BAD_REQUEST] = {400, "malformed-request", "The request is not well-formed HTTP"},
   [ST_UNAUTHORIZED] = {401, "unauthorized", "A valid bearer token is required"},
   [ST_FORBIDDEN] = {403, "forbidden", "Your role may not do this"},
   [ST_PASSWORD_CHANGE] = {403, "password-change-required", "Change your password first"},

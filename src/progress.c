@@ -30,9 +30,9 @@ static const char *SQL_CAN_REPORT =
     "    ORDER BY g.id DESC LIMIT 1), 0) AND $3::text IS NULL THEN 'lower' ELSE 'ok' END"
     " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
     " JOIN inspections i ON i.id = it.inspection_id"
-    " WHERE r.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
+    " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id")
     "   AND (ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()))"
-    " FOR UPDATE OF r";
+    " FOR NO KEY UPDATE OF r";
 
 static status before_create(struct call *c) {
   struct num id = num(c->id), percent = num(json_integer_value(json_object_get(c->body, "percent")));
@@ -57,10 +57,7 @@ const struct resource PROGRESS = {
   .name = "progress",
   .collection = "/api/v1/progress",
   .create_fields = CREATE,
-  .sql_get = "SELECT 1, " JSON_OF_G FROM_G " JOIN rectifications r ON r.id = g.rectification_id"
-             " JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
-             " JOIN inspections i ON i.id = it.inspection_id"
-             " WHERE g.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)",
+  .sql_get = "SELECT 1, " JSON_OF_G FROM_G " WHERE g.id = $1 AND " RECTIFICATION_VISIBLE("g.rectification_id"),
   .sql_insert = "INSERT INTO progress_updates (rectification_id, note, percent, reason, author_id)"
                 " SELECT $1, b->>'note', (b->>'percent')::int, b->>'reason', $3::bigint"
                 " FROM (SELECT $2::jsonb AS b) s RETURNING id",

@@ -246,8 +246,8 @@ static const char *SQL_STATE =
     "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending')"
     " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
     " JOIN inspections i ON i.id = it.inspection_id"
-    " WHERE r.id = $1 AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
-    " FOR UPDATE OF r";
+    " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id")
+    " FOR NO KEY UPDATE OF r";
 
 static int may(const struct rect *r, const char *action) {
   size_t i;

@@ -51,8 +51,8 @@ static const struct ordinal_sql ORDINALS = {
   "   AND x.status = 'pending'))),"                                                            \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
 /* A department user sees the rectifications assigned to its units, now or before a
- * reassignment, and those of inspections of its units. */
-#define VISIBLE_R "ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
+ * reassignment, and those of inspections of its units: rectification_readers. */
+#define VISIBLE_R RECTIFICATION_VISIBLE("r.id")
 #define FROM_R                                                                                 \
   " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
   " JOIN inspections i ON i.id = it.inspection_id"
@@ -170,24 +170,52 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND ($8::date IS NULL OR r.deadline >= $8) AND ($9::date IS NULL OR r.deadline <= $9)"    \
   "   AND ($10::text IS NULL OR (r.search_grams @> ducha_query_ngrams($10)"                     \
   "        AND r.search_text ILIKE ducha_contains($10)))"
-#define DEADLINE_KEY "coalesce(r.deadline, 'infinity'::date)"
-/* Staff see every row: their statements leave the visibility test out (it would be evaluated
- * row by row); a department user's keep it. */
-#define PAGE_L(key, op, dir, type, visible)                                                    \
-  "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L visible                          \
+#define DEADLINE_KEY(t) "coalesce(" t ".deadline, 'infinity'::date)"
+/* Staff see every row: their pages walk the rectifications in the page's order. */
+#define PAGE_L(key, op, dir, type)                                                             \
+  "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L                                  \
   " AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"         \
   " ORDER BY " key " " dir ", r.id " dir " LIMIT $13"
-#define PAGES_L(visible)                                                                       \
-  {PAGE_L(DEADLINE_KEY, ">", "ASC", "date", visible), PAGE_L(DEADLINE_KEY, "<", "DESC", "date", visible), \
-   PAGE_L("r.updated_at", ">", "ASC", "timestamptz", visible),                                  \
-   PAGE_L("r.updated_at", "<", "DESC", "timestamptz", visible)}
-#define DEPARTMENT_ONLY " AND " VISIBLE_R
+/* A department user's page starts from rectification_readers (migrations/0008), which keeps each
+ * unit's rows in the page's orders: for every unit of the caller's scope, the first rows of that
+ * unit that pass the filters; then the first of all those. Every row of the page is among them
+ * (fewer than LIMIT rows come before it in its own unit's order, as they all come before it in
+ * the page), so a page reads at most LIMIT rows per unit, whatever the size of the table or of
+ * the units. The filters reach the rectification, its problem, item and inspection through LEFT
+ * JOINs, which every reader row has a match for: PostgreSQL drops the ones no filter uses, and an
+ * unfiltered page reads the index alone. */
+#define FROM_X                                                                                 \
+  " FROM rectification_readers x LEFT JOIN rectifications r ON r.id = x.rectification_id"      \
+  " LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id"        \
+  " LEFT JOIN inspections i ON i.id = it.inspection_id"
+#define PAGE_DEPARTMENT_L(key, op, dir, type)                                                  \
+  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_R                                             \
+  " JOIN (SELECT DISTINCT y.id, y.key FROM unnest(ducha_scope()) s(unit), LATERAL ("            \
+  "   SELECT x.rectification_id AS id, " key " AS key" FROM_X FILTER_L " AND x.department_id = s.unit" \
+  "     AND ($11::" type " IS NULL OR (" key ", x.rectification_id) " op " ($11::" type ", $12::bigint))" \
+  "   ORDER BY " key " " dir ", x.rectification_id " dir " LIMIT $13) y"                       \
+  "   ORDER BY y.key " dir ", y.id " dir " LIMIT $13) v ON v.id = r.id"                         \
+  " ORDER BY v.key " dir ", v.id " dir
 
-static const char *const LEDGER_PAGES[2][4] = {PAGES_L(""), PAGES_L(DEPARTMENT_ONLY)};
-/* An exact count of a large result joins every row; past TOTAL_CAP it says TOTAL_CAP. */
+static const char *const LEDGER_PAGES[2][4] = {
+  {PAGE_L(DEADLINE_KEY("r"), ">", "ASC", "date"), PAGE_L(DEADLINE_KEY("r"), "<", "DESC", "date"),
+   PAGE_L("r.updated_at", ">", "ASC", "timestamptz"), PAGE_L("r.updated_at", "<", "DESC", "timestamptz")},
+  {PAGE_DEPARTMENT_L(DEADLINE_KEY("x"), ">", "ASC", "date"), PAGE_DEPARTMENT_L(DEADLINE_KEY("x"), "<", "DESC", "date"),
+   PAGE_DEPARTMENT_L("x.updated_at", ">", "ASC", "timestamptz"),
+   PAGE_DEPARTMENT_L("x.updated_at", "<", "DESC", "timestamptz")}};
+/* An exact count of a large result joins every row; past TOTAL_CAP it says TOTAL_CAP. The problem,
+ * item and inspection are LEFT JOINs (every rectification has them), dropped when no filter needs
+ * them. A department user's count is of the rectifications its units read, a semi-join, so that
+ * one read through two of its units counts once. */
 #define TOTAL_CAP "10000"
-#define COUNT_L(visible) "SELECT count(*) FROM (SELECT 1" FROM_R FILTER_L visible " LIMIT " TOTAL_CAP ") s"
-static const char *const LEDGER_COUNTS[2] = {COUNT_L(""), COUNT_L(DEPARTMENT_ONLY)};
+#define FROM_RL                                                                                \
+  " FROM rectifications r LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id" \
+  " LEFT JOIN inspections i ON i.id = it.inspection_id"
+static const char *const LEDGER_COUNTS[2] = {
+  "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L " LIMIT " TOTAL_CAP ") s",
+  "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L
+  " AND r.id IN (SELECT x.rectification_id FROM rectification_readers x WHERE x.department_id = ANY (ducha_scope()))"
+  " LIMIT " TOTAL_CAP ") s"};
 
 /* The responsible units, resolved before the query so that the planner sees the list and can
  * choose the unit index for a small unit and the deadline order for a large one. */

@@ -23,12 +23,14 @@ status evidence_upload(struct call *c);
 extern const struct qparam EVIDENCE_UPLOAD_PARAMS[];
 status evidence_content(struct call *c);
 
-/* A rectification the caller may read (id: an SQL expression); with $1, the parent check of its
- * nested lists. */
-#define RECTIFICATION_VISIBLE_SQL_OF(id)                                                       \
-  "SELECT 1 FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
-  " JOIN inspections i ON i.id = it.inspection_id"                                             \
-  " WHERE r.id = " id " AND ducha_rectification_visible(r.id, r.responsible_department_id, i.target_department_id)"
+/* Whether the caller may read the rectification id (an SQL expression): one of the units of its
+ * scope is among the rectification's readers (migrations/0008). ducha_rectification_readers() is
+ * inlined by PostgreSQL, so this is a lookup in rectification_readers' primary key, planned with
+ * the statement. */
+#define RECTIFICATION_VISIBLE(id) "EXISTS (SELECT FROM ducha_rectification_readers(" id "))"
+/* The same as a statement, with $1: the parent check of a rectification's nested lists (a row
+ * when the rectification exists and the caller may read it). */
+#define RECTIFICATION_VISIBLE_SQL_OF(id) "SELECT 1 FROM ducha_rectification_readers(" id ") LIMIT 1"
 #define RECTIFICATION_VISIBLE_SQL RECTIFICATION_VISIBLE_SQL_OF("$1")
 #define USER_REF(alias)                                                                        \
   "CASE WHEN " alias ".id IS NULL THEN NULL ELSE json_build_object('id', " alias ".id, 'name', " alias ".username) END"

@@ -1,6 +1,7 @@
 /* The route table: every operation of openapi.yaml, in its order, with the roles its x-roles
  * names. Anything not listed here answers 404 or 405. */
 #include "audit.h"
+#include "checkpoint.h"
 #include "resources.h"
 
 #define A ROLE_ADMIN
@@ -87,23 +88,27 @@ const struct route ROUTES[] = {
   {"GET", "/api/v1/evidence/{id}", res_get, 0, NULL, &EVIDENCE, ALL},
   {"GET", "/api/v1/evidence/{id}/content", evidence_content, 0, NULL, NULL, ALL},
 
-  {"GET", "/api/v1/users", res_list, R_LIST, USER_FILTERS, &USERS, A},
-  {"POST", "/api/v1/users", res_create, R_BODY | R_CREATED, NULL, &USERS, A},
-  {"GET", ITEM_PATH("users"), res_get, 0, NULL, &USERS, A},
-  {"PATCH", ITEM_PATH("users"), res_patch, PATCH_FLAGS, NULL, &USERS, A},
-  {"POST", "/api/v1/users/{id}/password", user_reset_password, R_BODY, NULL, &USERS, A},
+  {"GET", "/api/v1/users", res_list, R_LIST | R_PRIVATE, USER_FILTERS, &USERS, A},
+  {"POST", "/api/v1/users", res_create, R_BODY | R_CREATED | R_PRIVATE, NULL, &USERS, A},
+  {"GET", ITEM_PATH("users"), res_get, R_PRIVATE, NULL, &USERS, A},
+  {"PATCH", ITEM_PATH("users"), res_patch, PATCH_FLAGS | R_PRIVATE, NULL, &USERS, A},
+  {"POST", "/api/v1/users/{id}/password", user_reset_password, R_BODY | R_PRIVATE, NULL, &USERS, A},
 
-  {"POST", "/api/v1/auth/token", session_login, R_PUBLIC | R_BODY | R_CREATED | R_OWN_TX | R_SECRET, NULL, NULL, 0},
-  {"DELETE", "/api/v1/auth/token", session_logout, R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE, NULL, NULL, ALL},
-  {"GET", "/api/v1/tokens", res_list, R_LIST, TOKEN_FILTERS, &TOKENS, A},
-  {"DELETE", ITEM_PATH("tokens"), token_revoke, R_NO_CONTENT, NULL, NULL, A},
+  {"POST", "/api/v1/auth/token", session_login, R_PUBLIC | R_BODY | R_CREATED | R_OWN_TX | R_SECRET | R_PRIVATE, NULL, NULL, 0},
+  {"DELETE", "/api/v1/auth/token", session_logout, R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE | R_PRIVATE, NULL, NULL, ALL},
+  {"GET", "/api/v1/tokens", res_list, R_LIST | R_PRIVATE, TOKEN_FILTERS, &TOKENS, A},
+  {"DELETE", ITEM_PATH("tokens"), token_revoke, R_NO_CONTENT | R_PRIVATE, NULL, NULL, A},
 
-  {"GET", "/api/v1/me", me_get, R_BEFORE_PASSWORD_CHANGE, NULL, NULL, ALL},
-  {"PATCH", "/api/v1/me", me_patch, PATCH_FLAGS, NULL, NULL, ALL},
-  {"POST", "/api/v1/me/password", me_change_password, R_BODY | R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE, NULL, NULL, ALL},
+  {"GET", "/api/v1/me", me_get, R_BEFORE_PASSWORD_CHANGE | R_PRIVATE, NULL, NULL, ALL},
+  {"PATCH", "/api/v1/me", me_patch, PATCH_FLAGS | R_PRIVATE, NULL, NULL, ALL},
+  {"POST", "/api/v1/me/password", me_change_password, R_BODY | R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE | R_PRIVATE, NULL, NULL, ALL},
 
-  {"GET", "/api/v1/audit-events", audit_list, R_LIST, AUDIT_FILTERS, NULL, ALL},
-  {"GET", "/api/v1/audit-events/verify", audit_verify, 0, AUDIT_VERIFY_PARAMS, NULL, READ},
+  {"GET", "/api/v1/audit-events", audit_list, R_LIST | R_PRIVATE, AUDIT_FILTERS, NULL, ALL},
+  {"GET", "/api/v1/audit-events/verify", audit_verify, R_PRIVATE, AUDIT_VERIFY_PARAMS, NULL, READ},
+  {"GET", "/api/v1/audit-events/checkpoints", res_list, R_LIST | R_PRIVATE, NULL, &AUDIT_CHECKPOINTS, READ},
+  {"POST", "/api/v1/audit-events/checkpoints", checkpoint_create, R_BODY | R_BODY_OPTIONAL | R_CREATED | R_PRIVATE,
+   NULL, &AUDIT_CHECKPOINTS, A},
+  {"GET", "/api/v1/audit-events/checkpoints/{id}", res_get, R_PRIVATE, NULL, &AUDIT_CHECKPOINTS, READ},
 };
 
 const int ROUTE_COUNT = sizeof ROUTES / sizeof ROUTES[0];

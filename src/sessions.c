@@ -17,38 +17,94 @@ static const struct field LOGIN[] = {
 
 /* Failures slow guessing down, by user and by address, but never lock anyone out for good:
  * past the threshold each failure doubles the wait, up to 15 minutes, and an hour without
- * failures forgets them. */
+ * failures forgets them.
+ *
+ * An attempt is counted before its password is checked (Argon2id takes a while), each in a
+ * statement of its own: parallel guesses each take a number, and an attempt that finds the
+ * user or the address blocked is refused unchecked. The attempt that reaches the threshold
+ * blocks the next ones while it is checked; a failure then sets the wait from its own end, a
+ * success takes its count (and that block) back and forgets the user's failures. */
 #define USER_THRESHOLD "5"
 #define ADDRESS_THRESHOLD "20"
+
+#define STALE "t.last_failure < now() - interval '1 hour'"
+#define NEXT_COUNT "(CASE WHEN " STALE " THEN 1 ELSE t.failures + 1 END)"
+#define WAIT_FOR(n) "now() + make_interval(secs => least(900, 2 ^ (" n " - $3::int)))"
 
 static const char *SQL_BLOCKED =
     "SELECT ceil(extract(epoch FROM max(blocked_until) - now()))::bigint FROM login_throttle"
     " WHERE ((scope = 'user' AND key = $1) OR (scope = 'address' AND key = $2)) AND blocked_until > now()"
     " HAVING max(blocked_until) IS NOT NULL";
 
+/* No row back: blocked. The row's block (empty when none) comes back for take_back. */
+static const char *SQL_ATTEMPT =
+    "INSERT INTO login_throttle AS t (scope, key, failures, last_failure, blocked_until)"
+    " VALUES ($1, $2, 1, now(), CASE WHEN 1 >= $3::int THEN " WAIT_FOR("1") " END)"
+    " ON CONFLICT (scope, key) DO UPDATE SET failures = " NEXT_COUNT ","
+    "   last_failure = CASE WHEN " STALE " THEN now() ELSE t.last_failure END,"
+    "   blocked_until = CASE WHEN " NEXT_COUNT " >= $3::int THEN " WAIT_FOR(NEXT_COUNT) " END"
+    " WHERE t.blocked_until IS NULL OR t.blocked_until <= now()"
+    " RETURNING coalesce(blocked_until::text, '')";
+
 static const char *SQL_FAILED =
-    "INSERT INTO login_throttle AS t (scope, key, failures, last_failure) VALUES ($1, $2, 1, now())"
-    " ON CONFLICT (scope, key) DO UPDATE SET last_failure = now(),"
-    "   failures = CASE WHEN t.last_failure < now() - interval '1 hour' THEN 1 ELSE t.failures + 1 END,"
-    "   blocked_until = CASE WHEN (CASE WHEN t.last_failure < now() - interval '1 hour' THEN 1"
-    "       ELSE t.failures + 1 END) >= $3::int"
-    "     THEN now() + make_interval(secs => least(900, 2 ^ ((CASE WHEN t.last_failure < now() - interval '1 hour'"
-    "       THEN 1 ELSE t.failures + 1 END) - $3::int))) END";
+    "UPDATE login_throttle SET last_failure = now(),"
+    "   blocked_until = CASE WHEN failures >= $3::int THEN greatest(blocked_until, " WAIT_FOR("failures") ")"
+    "     ELSE blocked_until END"
+    " WHERE scope = $1 AND key = $2";
+
+static const char *SQL_TAKE_BACK =
+    "UPDATE login_throttle SET failures = greatest(failures - 1, 0),"
+    "   blocked_until = CASE WHEN blocked_until = nullif($3, '')::timestamptz THEN NULL ELSE blocked_until END"
+    " WHERE scope = $1 AND key = $2";
 
 static const char *SQL_USER =
     "SELECT id, password_hash, disabled FROM users WHERE username = $1";
 
 static const char *SQL_FORGET = "DELETE FROM login_throttle WHERE scope = 'user' AND key = $1";
 
-static status record_failure(struct call *c, const char *username, int64_t user_id) {
-  const char *user[] = {"user", username, USER_THRESHOLD};
-  const char *address[] = {"address", c->client_address, ADDRESS_THRESHOLD};
-  json_t *after = json_pack("{s:s}", "username", username);
+/* One attempt of a scope ("user" or "address") and key; block: what SQL_ATTEMPT returned. */
+struct attempt {
+  const char *scope, *key, *threshold;
+  int counted;
+  char block[64];
+};
+
+/* Counts the attempt: ST_OK, or ST_TOO_MANY when the key is blocked. */
+static status count_attempt(struct call *c, struct attempt *a) {
+  const char *params[] = {a->scope, a->key, a->threshold};
+  if (!*a->key)
+    return ST_OK;
+  status s = db_value(c->db, a->block, sizeof a->block, SQL_ATTEMPT, 3, params);
+  a->counted = s == ST_OK;
+  return s == ST_NOT_FOUND ? ST_TOO_MANY : s;
+}
+
+/* Takes back an attempt whose password was right, or never checked. */
+static status take_back(struct call *c, struct attempt *a) {
+  const char *params[] = {a->scope, a->key, a->block};
+  status s = a->counted ? db_exec(c->db, NULL, SQL_TAKE_BACK, 3, params) : ST_OK;
+  a->counted = 0;
+  return s;
+}
+
+static status too_many(struct call *c, const char *username) {
+  const char *who[] = {username, c->client_address};
+  char wait[24];
+  status s = db_value(c->db, wait, sizeof wait, SQL_BLOCKED, 2, who);
+  if (s != ST_OK && s != ST_NOT_FOUND) /* ST_NOT_FOUND: the block ended just now */
+    return resource_db_failure(c, s);
+  c->retry_after = s == ST_OK && strtol(wait, NULL, 10) > 0 ? strtol(wait, NULL, 10) : 1;
+  return fail(c, ST_TOO_MANY, "too many failed logins; try again in %ld seconds", c->retry_after);
+}
+
+static status record_failure(struct call *c, struct attempt *tries, int64_t user_id) {
+  json_t *after = json_pack("{s:s}", "username", tries[0].key);
   status s = db_begin(c->db);
-  if (s == ST_OK)
-    s = db_exec(c->db, NULL, SQL_FAILED, 3, user);
-  if (s == ST_OK && *c->client_address)
-    s = db_exec(c->db, NULL, SQL_FAILED, 3, address);
+  for (int i = 0; i < 2 && s == ST_OK; i++)
+    if (tries[i].counted) {
+      const char *params[] = {tries[i].scope, tries[i].key, tries[i].threshold};
+      s = db_exec(c->db, NULL, SQL_FAILED, 3, params);
+    }
   if (s == ST_OK)
     s = audit_write(c, "login_failed", "user", user_id, NULL, after);
   s = s == ST_OK ? db_commit(c->db) : s;
@@ -58,10 +114,12 @@ static status record_failure(struct call *c, const char *username, int64_t user_
   return s;
 }
 
-static status issue_token(struct call *c, int64_t user_id, const char *username) {
+static status issue_token(struct call *c, int64_t user_id, const char *username, struct attempt *address) {
   struct token_made t;
   const char *forget[] = {username};
   status s = db_exec(c->db, NULL, SQL_FORGET, 1, forget);
+  if (s == ST_OK)
+    s = take_back(c, address);
   if (s == ST_OK)
     s = auth_token_create(c->db, user_id, c->cfg->token_ttl_hours, c->client_address, &t);
   if (s == ST_OK)
@@ -84,35 +142,39 @@ status session_login(struct call *c) {
     return fail(c, ST_INVALID, "send username and password");
   const char *username = json_string_value(json_object_get(c->body, "username"));
   const char *password = json_string_value(json_object_get(c->body, "password"));
-  const char *who[] = {username, c->client_address};
-  char wait[24];
-  status s = db_value(c->db, wait, sizeof wait, SQL_BLOCKED, 2, who);
-  if (s == ST_OK) {
-    c->retry_after = strtol(wait, NULL, 10) > 0 ? strtol(wait, NULL, 10) : 1;
-    return fail(c, ST_TOO_MANY, "too many failed logins; try again in %ld seconds", c->retry_after);
+  struct attempt tries[2] = {{"user", username, USER_THRESHOLD, 0, ""},
+                             {"address", c->client_address, ADDRESS_THRESHOLD, 0, ""}};
+  const char *name[] = {username};
+  PGresult *r = NULL;
+  status s = count_attempt(c, &tries[1]);
+  if (s == ST_OK)
+    s = count_attempt(c, &tries[0]);
+  if (s == ST_OK)
+    s = db_exec(c->db, &r, SQL_USER, 1, name);
+  if (s != ST_OK) {
+    take_back(c, &tries[1]);
+    take_back(c, &tries[0]);
+    return s == ST_TOO_MANY ? too_many(c, username) : resource_db_failure(c, s);
   }
-  if (s != ST_NOT_FOUND)
-    return resource_db_failure(c, s);
-  PGresult *r;
-  s = db_exec(c->db, &r, SQL_USER, 1, who);
-  if (s != ST_OK)
-    return resource_db_failure(c, s);
   int found = PQntuples(r) == 1 && !PQgetisnull(r, 0, 1);
   int64_t user_id = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
   int disabled = found && !strcmp(PQgetvalue(r, 0, 2), "t");
   s = password_verify_bounded(c, found ? PQgetvalue(r, 0, 1) : NULL, password);
   PQclear(r);
   if (s == ST_UNAUTHORIZED || (s == ST_OK && disabled)) {
-    if ((s = record_failure(c, username, user_id)) != ST_OK)
+    if ((s = record_failure(c, tries, user_id)) != ST_OK)
       return resource_db_failure(c, s);
     return fail(c, ST_UNAUTHORIZED, "the username or password is wrong, or the account is disabled");
   }
-  if (s != ST_OK)
+  if (s != ST_OK) { /* not checked (hashing busy): not an attempt */
+    take_back(c, &tries[1]);
+    take_back(c, &tries[0]);
     return s;
+  }
   c->who.user_id = user_id; /* the actor of its own login */
   if ((s = db_begin(c->db)) != ST_OK)
     return resource_db_failure(c, s);
-  s = issue_token(c, user_id, username);
+  s = issue_token(c, user_id, username, &tries[1]);
   if (s == ST_OK && (s = db_commit(c->db)) != ST_OK)
     return resource_db_failure(c, s);
   if (s != ST_OK)

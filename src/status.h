@@ -8,6 +8,7 @@ typedef enum {
   ST_INVALID,              /* 400 validation-failed, with errors */
   ST_MALFORMED,            /* 400 malformed-json */
   ST_BAD_QUERY,            /* 400 invalid-query, with errors */
+  ST_BAD_REQUEST,          /* 400 malformed-request: framing that could be read two ways */
   ST_UNAUTHORIZED,         /* 401 */
   ST_FORBIDDEN,            /* 403: the role may not do this */
   ST_PASSWORD_CHANGE,      /* 403: the password must be changed first */

@@ -1,6 +1,6 @@
 /* Evidence uploads stream to an anonymous temporary file through a bounded buffer, hashed as
- * they come: Ulfius keeps a request body in memory, so for the upload routes the body is taken
- * before Ulfius sees it (see upload.c). */
+ * they come: Ulfius keeps a request body in memory, so for the upload routes the connection
+ * layer (conn.c) hands the body here instead, and Ulfius dispatches an empty one. */
 #ifndef DUCHA_UPLOAD_H
 #define DUCHA_UPLOAD_H
 
@@ -21,11 +21,19 @@ struct upload {
   char content_type[128];
 };
 
-/* Starts the daemon with the upload wrapper around Ulfius's handler; same as
- * ulfius_start_framework_with_mhd_options otherwise. paths: the upload routes' templates. */
-int upload_start(void *ulfius_instance, unsigned int flags, struct MHD_OptionItem *ops, uint64_t limit,
-                 int (*is_upload)(const char *method, const char *url));
+struct upload_sink;
+
+/* A sink for the body of the request on connection, keeping at most limit bytes. Caller frees
+ * it with upload_release. */
+struct upload_sink *upload_begin(struct MHD_Connection *connection, uint64_t limit);
+/* Takes the next n bytes of the body. */
+void upload_feed(struct upload_sink *s, const char *data, size_t n);
+/* The body is complete: the upload, owned by s. */
+struct upload *upload_finish(struct upload_sink *s);
+void upload_release(struct upload_sink *s);
+
 /* The upload of the request being dispatched on this thread, complete; NULL when none. */
 struct upload *upload_current(void);
+void upload_set_current(struct upload *u);
 
 #endif

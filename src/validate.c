@@ -4,7 +4,19 @@
 #include <string.h>
 
 void errors_add(json_t *errors, const char *pointer, const char *message) {
-  json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
+  if (json_array_size(errors) >= ERRORS_MAX)
+    json_array_append_new(errors, json_null());
+  else
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
+}
+
+json_t *errors_kept(json_t *errors) {
+  if (json_array_size(errors) <= ERRORS_MAX)
+    return json_incref(errors);
+  json_t *kept = json_array();
+  for (size_t i = 0; i < ERRORS_MAX; i++)
+    json_array_append(kept, json_array_get(errors, i));
+  return kept;
 }
 
 int list_has(const char *list, const char *item) {

@@ -40,8 +40,14 @@ size_t validate_body(const json_t *body, const struct field *spec, int creating,
 size_t validate_body_at(const json_t *body, const struct field *spec, int creating, const char *prefix,
                         json_t *errors);
 
-/* Appends {pointer, message} to errors. */
+/* A problem lists at most ERRORS_MAX errors, and how many there were (errors_total). */
+#define ERRORS_MAX 50
+
+/* Appends {pointer, message} to errors. Past ERRORS_MAX an error is counted, not kept: it is
+ * appended as null, so json_array_size(errors) stays the number of errors. */
 void errors_add(json_t *errors, const char *pointer, const char *message);
+/* The errors kept (at most ERRORS_MAX {pointer, message}), as a new reference. */
+json_t *errors_kept(json_t *errors);
 
 /* 1 when the comma-separated list (spaces around entries ignored) has an entry equal to item. */
 int list_has(const char *list, const char *item);

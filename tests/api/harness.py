@@ -26,6 +26,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
@@ -48,7 +49,7 @@ DUCHA_SRC = os.environ.get("DUCHA_SRC", os.path.abspath(os.path.join(os.path.dir
 API = "/api/v1"
 
 SLUG_STATUS = {
-    "validation-failed": 400, "malformed-json": 400, "invalid-query": 400, "unauthorized": 401,
+    "validation-failed": 400, "malformed-json": 400, "invalid-query": 400, "malformed-request": 400, "unauthorized": 401,
     "not-found": 404, "method-not-allowed": 405, "invalid-transition": 409, "conflict": 409,
     "still-referenced": 409, "frozen": 409, "idempotency-in-progress": 409,
     "precondition-failed": 412, "body-too-large": 413, "unsupported-media-type": 415,
@@ -325,6 +326,7 @@ class Server:
         for attempt in range(3):
             self.port = free_port()
             env = dict(os.environ)
+            env.setdefault("DUCHA_SHUTDOWN_GRACE", "0")  # tests that drain set their own
             env.update(self.extra_env)
             env["DUCHA_LISTEN"] = "127.0.0.1:%d" % self.port
             if self.database_url:
@@ -388,6 +390,37 @@ class Server:
 
     def client(self, token=None):
         return Client(self.port, token)
+
+
+def run_concurrently(fns, join=120):
+    """Run the callables at once (released together by a barrier); return their results in order
+    (an exception where one raised)."""
+    results = [None] * len(fns)
+    barrier = threading.Barrier(len(fns))
+
+    def one(i):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = fns[i]()
+        except Exception as exc:  # noqa: BLE001
+            results[i] = exc
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join)
+    return results
+
+
+_EXTRA_SERVERS = []
+
+
+def extra_server(extra_env=None, database_url=None):
+    """A started Server of the test's own beside ctx.server; main() stops it at the end if the
+    test did not."""
+    srv = Server(extra_env, database_url=database_url).start()
+    _EXTRA_SERVERS.append(srv)
+    return srv
 
 
 def make_user(role="admin", department_id=None, username=None, password="pw-secret-1"):
@@ -893,6 +926,11 @@ def _diag(text):
         _out("# " + line)
 
 
+def note(text):
+    """A TAP comment printed even when the test passes (figures worth keeping)."""
+    _diag(text)
+
+
 def _describe_exchange(r):
     lines = ["> %s %s" % (r.method, r.path)]
     for k in ("Content-Type", "If-Match", "Idempotency-Key", "Origin", "X-Request-Id"):
@@ -989,6 +1027,15 @@ def setup_database():
 
 def main(server_env=None, start_server=True, setup_db=True):
     """Run the registered tests of the calling file and print TAP."""
+    try:
+        _run_file(server_env, start_server, setup_db)
+    finally:
+        for srv in _EXTRA_SERVERS:
+            if srv.alive():
+                srv.stop()
+
+
+def _run_file(server_env, start_server, setup_db):
     runner = _Runner()
     try:
         for var in ("DUCHA_BIN", "DATABASE_URL"):

@@ -359,22 +359,3 @@ def drive(rid, state, dept_client, submitter=None, closer=None):
     act_ok(closer or inspector(1).client, rid, "close", {"opinion": "同意销号"})
     check(state == "closed", "unknown state %r" % state)
     return get_rect(ctx.admin, rid)
-
-
-def run_concurrently(fns):
-    """Run the callables at once (released together by a barrier); return their results in order."""
-    results = [None] * len(fns)
-    barrier = threading.Barrier(len(fns))
-
-    def one(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = fns[i]()
-        except Exception as exc:  # noqa: BLE001
-            results[i] = exc
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results

@@ -407,7 +407,8 @@ def an_untouched_range_verifies():
     to = now_utc(1)
     r = verify(T0, to)
     b = r.json
-    eq(sorted(b), ["events_checked", "from", "ok", "problems", "to"])
+    eq(sorted(b), ["anchored", "anchored_until", "checkpoints_checked", "events_checked", "from", "ok", "problems",
+                   "to", "unanchored_events"])
     eq((b["ok"], b["problems"]), (True, []), "verification of this file's range")
     check(parse_time(b["from"]) == parse_time(T0) and parse_time(b["to"]) == parse_time(to), "from/to echoed: %s" % b)
     n = int(q1("SELECT count(*) FROM audit_events WHERE occurred_at >= '%s' AND occurred_at < '%s'" % (T0, to)))

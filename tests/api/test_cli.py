@@ -19,10 +19,13 @@ from harness import (API, DATABASE_URL, DUCHA_BIN, DUCHA_SRC, Server, check, ctx
                      expect_status, free_port, main, make_user, run_cli, seed_data, skip, sql_str, tail, test)
 
 VARIABLES = [("DATABASE_URL", None), ("DUCHA_LISTEN", "127.0.0.1:8080"), ("DUCHA_THREADS", "8"),
-             ("DUCHA_MAX_CONNECTIONS", "256"), ("DUCHA_IDLE_TIMEOUT", "30"), ("DUCHA_BODY_LIMIT", "1048576"),
+             ("DUCHA_MAX_CONNECTIONS", "4096"), ("DUCHA_IDLE_TIMEOUT", "30"), ("DUCHA_BODY_LIMIT", "1048576"),
              ("DUCHA_STATEMENT_TIMEOUT", "800"), ("DUCHA_CORS_ORIGINS", None), ("DUCHA_LOG_LEVEL", "info"),
              ("DUCHA_TIMEZONE", "Asia/Shanghai"), ("DUCHA_SEED_FILE", "data/inspection-form.json"),
-             ("DUCHA_OPENAPI_FILE", "openapi.yaml"), ("DUCHA_PER_IP_CONNECTIONS", "0")]
+             ("DUCHA_OPENAPI_FILE", "openapi.yaml"), ("DUCHA_PER_IP_CONNECTIONS", "64"),
+             ("DUCHA_REQUEST_TIMEOUT", "10"), ("DUCHA_BODY_MIN_RATE", "1024"), ("DUCHA_MAX_STREAMS", "32"),
+             ("DUCHA_SHUTDOWN_GRACE", "5"), ("DUCHA_DRAIN_TIMEOUT", "20"), ("DUCHA_PREPARED_STATEMENTS", "1"), ("DUCHA_REPORT_TIMEOUT", "10000"),
+             ("DUCHA_AUDIT_KEY_FILE", None)]
 
 
 def serve_with(env, timeout=10):

@@ -8,10 +8,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, UTC_DATETIME_RE, check, ctx, day, eq, expect_problem, expect_status, main,  # noqa: E402
-                     mk_dept, test)
+                     mk_dept, run_concurrently, test)
 from lifecycle_helpers import (ACTIONS, RECT_KEYS, Case, act, act_ok, add_evidence, audit, default_body,  # noqa: E402
                                dept_user, drive, expected_allowed, get_rect, inspector, make_pdf, rpath,
-                               run_concurrently, set_deadline_sql, upload, viewer)
+                               set_deadline_sql, upload, viewer)
 
 # the state each successful action leads to (None: unchanged)
 RESULT_STATE = {"start": "in_progress", "submit": "submitted", "close": "closed", "reject": "in_progress",

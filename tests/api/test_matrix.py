@@ -16,7 +16,9 @@ change writes exactly one audit event with the cell's request id.
 
 import datetime as _dt
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, PsqlSession, TestFailure, check, ctx, day, eq, expect_problem,  # noqa: E402
@@ -26,6 +28,10 @@ from harness import (API, PsqlSession, TestFailure, check, ctx, day, eq, expect_
 ROLES = ("admin", "inspector", "department", "viewer")
 SCOPES = ("in", "out")
 PASSWORD = "pw-matrix-secret-1"
+# The audit key of test_checkpoints.py: every file that makes checkpoints in the shared database
+# signs with the same one.
+TEST_KEY = b"ducha test audit key; not a secret: 0123456789abcdef"
+KEY_DIR = tempfile.mkdtemp(prefix="ducha-matrix-key-")
 
 W = {}              # the world: fixtures shared by the cells
 psql = PsqlSession()
@@ -792,6 +798,19 @@ op("GET", "/api/v1/audit-events/verify",
    check=lambda v, role, s, resp: check(resp.json["events_checked"] > 0, "events_checked"))
 
 
+def v_checkpoint(s):
+    r = ctx.admin.post(API + "/audit-events/checkpoints")
+    expect_status(r, 201, "make a checkpoint")
+    return {"path": API + "/audit-events/checkpoints/%d" % r.json["seq"], "seq": r.json["seq"], "refs": []}
+
+
+op("GET", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "/audit-events/checkpoints", "refs": []})
+op("POST", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "/audit-events/checkpoints", "refs": []},
+   destructive=True, check=lambda v, role, s, resp: eq(len(resp.json["heads"]), 16, "heads of a checkpoint"))
+op("GET", "/api/v1/audit-events/checkpoints/{id}", victim=v_checkpoint,
+   check=lambda v, role, s, resp: eq(resp.json["seq"], v["seq"], "the checkpoint"))
+
+
 # ------------------------------------------------------------------------------ the matrix
 
 def operations():
@@ -986,6 +1005,10 @@ def tally():
 
 if __name__ == "__main__":
     try:
-        main()
+        fd = os.open(os.path.join(KEY_DIR, "audit.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, TEST_KEY)
+        os.close(fd)
+        main(server_env={"DUCHA_AUDIT_KEY_FILE": os.path.join(KEY_DIR, "audit.key")})
     finally:
         psql.close()
+        shutil.rmtree(KEY_DIR, ignore_errors=True)

@@ -61,6 +61,31 @@ int main(void) {
   ok(utf8_valid("督察", strlen("督察")) && !utf8_valid("\xC0\xAF", 2) && !utf8_valid("\xED\xA0\x80", 3) &&
          !utf8_valid("a\0b", 3),
      "utf-8: overlong, surrogate and NUL refused");
+  /* a body of 120 unknown members: all counted, the first ERRORS_MAX kept */
+  json_t *many = json_object(), *errors = json_array();
+  for (int i = 0; i < 120; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%d", i);
+    json_object_set_new(many, key, json_true());
+  }
+  size_t n = validate_body(many, SPEC, 1, errors);
+  json_t *kept = errors_kept(errors);
+  int objects = 0;
+  for (size_t i = 0; i < json_array_size(kept); i++)
+    objects += json_is_string(json_object_get(json_array_get(kept, i), "pointer"));
+  ok(n == 121 && json_array_size(errors) == 121 && json_array_size(kept) == 50 && objects == 50 &&
+         !strcmp(json_string_value(json_object_get(json_array_get(kept, 0), "pointer")), "/k0") &&
+         !strcmp(json_string_value(json_object_get(json_array_get(kept, 49), "pointer")), "/k49"),
+     "121 errors counted, the first 50 kept: %zu counted, %zu kept", n, json_array_size(kept));
+  json_decref(kept);
+  json_decref(errors);
+  json_decref(many);
+  errors = json_array();
+  errors_add(errors, "/a", "is wrong");
+  kept = errors_kept(errors);
+  ok(json_array_size(kept) == 1 && json_equal(kept, errors), "a few errors are all kept");
+  json_decref(kept);
+  json_decref(errors);
   int64_t id = 0;
   ok(id_parse("42", &id) && id == 42 && !id_parse("042", &id) && !id_parse("0", &id) && !id_parse("-1", &id) &&
          !id_parse("1e3", &id) && !id_parse("9007199254740992", &id) && id_parse("9007199254740991", &id),
