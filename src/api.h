@@ -84,7 +84,8 @@ enum route_flags {
   R_OWN_TX = 1024,     /* the handler runs its own transactions (logins record failures) */
   R_BEFORE_PASSWORD_CHANGE = 2048, /* allowed while the user must change the password */
   R_UPLOAD = 4096,     /* the body is a file, streamed to disk before dispatch (upload.c) */
-  R_PRIVATE = 8192     /* carries tokens or personal data: Cache-Control: no-store */
+  R_PRIVATE = 8192,    /* carries tokens or personal data: Cache-Control: no-store */
+  R_CALLERS = 16384    /* changes who callers are or what they see: verified tokens forgotten */
 };
 
 struct resource;

@@ -25,7 +25,8 @@ status audit_write(struct call *c, const char *action, const char *entity_type, 
                    const json_t *before, const json_t *after) {
   status s = audit_db(c->db, c->who.user_id, c->request_id, c->client_address, action, entity_type, entity_id,
                       before, after);
-  return s == ST_OK ? ST_OK : fail(c, s == ST_UNAVAILABLE ? s : ST_INTERNAL, "the change could not be recorded");
+  return s == ST_OK ? ST_OK : fail(c, s == ST_UNAVAILABLE || s == ST_QUERY_TIMEOUT ? s : ST_INTERNAL,
+                                        "the change could not be recorded");
 }
 
 /* Fields whose change is not news of its own. */

@@ -1,9 +1,13 @@
 #include "auth.h"
 
+#include <gnutls/crypto.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include "auth_cache.h"
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -20,17 +24,26 @@ int auth_token_plausible(const char *text) {
          strspn(text + strlen(TOKEN_PREFIX), B64URL) == TOKEN_LENGTH - strlen(TOKEN_PREFIX);
 }
 
-/* Also what the caller may see: a department user its unit's subtree, everyone else all. */
+/* Also what the caller may see (a department user its unit's subtree, everyone else all) and
+ * for how many more milliseconds the token is valid. $1 is the token's SHA-256 as bytea text. */
 static const char *SQL_VERIFY =
     "SELECT u.id, u.role, coalesce(u.department_id, 0), u.must_change_password, t.id,"
-    " CASE WHEN u.role = 'department' THEN coalesce(ducha_subtree(u.department_id)::text, '{}') ELSE 'all' END"
+    " CASE WHEN u.role = 'department' THEN coalesce(ducha_subtree(u.department_id)::text, '{}') ELSE 'all' END,"
+    " (extract(epoch FROM t.expires_at - now()) * 1000)::bigint"
     " FROM tokens t JOIN users u ON u.id = t.user_id"
-    " WHERE t.token_hash = sha256(convert_to($1, 'UTF8'))"
-    "   AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled";
+    " WHERE t.token_hash = $1::bytea AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled";
 
 status auth_verify(db_conn *db, const char *token, struct principal *who) {
+  unsigned char key[32];
+  char hex[2 * sizeof key + 3];
+  if (gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), key) < 0)
+    return ST_INTERNAL;
+  if (auth_cache_get(key, who))
+    return ST_OK;
+  unsigned long generation = auth_cache_generation();
+  db_bytea_text(key, sizeof key, hex);
   PGresult *r;
-  const char *params[] = {token};
+  const char *params[] = {hex};
   status s = db_row(db, &r, SQL_VERIFY, 1, params);
   if (s == ST_NOT_FOUND)
     return ST_UNAUTHORIZED;
@@ -44,9 +57,11 @@ status auth_verify(db_conn *db, const char *token, struct principal *who) {
   who->role_bit = role_bit(who->role);
   free(who->scope);
   who->scope = strdup(PQgetvalue(r, 0, 5));
+  long valid_ms = strtol(PQgetvalue(r, 0, 6), NULL, 10);
   PQclear(r);
   if (!who->scope)
     return ST_INTERNAL;
+  auth_cache_put(key, who, valid_ms, generation);
   return ST_OK;
 }
 

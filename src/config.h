@@ -24,6 +24,7 @@ struct config {
   char openapi_file[512];
   char trusted_proxies[1024];
   long token_ttl_hours;
+  long token_cache_seconds;
   long hash_concurrency;
   long upload_limit;
   char audit_key_file[512];  /* the key that signs audit checkpoints; never in the database */

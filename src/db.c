@@ -267,10 +267,10 @@ static status classify(db_conn *c, PGresult *r) {
     return ST_INVALID;
   if (!strncmp(state, "23", 2) || !strncmp(state, "22", 2))
     return ST_INVALID;
-  if (!strcmp(state, "57014") || (!strncmp(state, "08", 2) && strcmp(state, "08P01")) ||
-      !strcmp(state, "57P01") || !strcmp(state, "53300")) {
-    if (strcmp(state, "57014"))
-      c->broken = 1;
+  if (!strcmp(state, "57014")) /* statement_timeout: the database is there, the work too big */
+    return ST_QUERY_TIMEOUT;
+  if ((!strncmp(state, "08", 2) && strcmp(state, "08P01")) || !strcmp(state, "57P01") || !strcmp(state, "53300")) {
+    c->broken = 1;
     y_log_message(Y_LOG_LEVEL_WARNING, "database unavailable (%s): %s", state, c->err.message);
     return ST_UNAVAILABLE;
   }

@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "auth_cache.h"
 #include "conn.h"
 #include "idempotency.h"
 #include "net.h"
@@ -439,6 +440,8 @@ static status run(const struct _u_request *req, struct _u_response *resp, struct
       s = db_commit(c->db);
       if (s != ST_OK)
         fail(c, s, "the change conflicts with another one; try again");
+      else if (rt->flags & R_CALLERS)
+        auth_cache_flush();
     } else {
       db_rollback(c->db);
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <yder.h>
 
+#include "auth_cache.h"
 #include "cli.h"
 #include "config.h"
 #include "db.h"
@@ -58,7 +59,9 @@ static int serve(const struct config *cfg) {
     y_log_message(Y_LOG_LEVEL_ERROR, "out of memory");
     return 1;
   }
+  auth_cache_init(cfg->token_cache_seconds * 1000);
   int rc = http_serve(cfg);
+  auth_cache_free();
   db_pool_close();
   openapi_unload();
   y_log_message(Y_LOG_LEVEL_INFO, "stopped");

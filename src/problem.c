@@ -24,6 +24,7 @@ static const struct problem_type TYPES[ST__COUNT] = {
   [ST_TOO_MANY] = {429, "too-many-requests", "Too many requests; try again later"},
   [ST_INTERNAL] = {500, "internal", "Internal error"},
   [ST_UNAVAILABLE] = {503, "unavailable", "The database is unavailable"},
+  [ST_QUERY_TIMEOUT] = {504, "query-timeout", "The request ran out of its time budget"},
 };
 
 const struct problem_type *problem_of(status s) {

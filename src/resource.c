@@ -38,7 +38,9 @@ static const struct {
 status resource_db_failure(struct call *c, status s) {
   const struct db_error *e = db_last_error(c->db);
   if (s != ST_INVALID && s != ST_CONFLICT)
-    return s == ST_UNAVAILABLE ? fail(c, s, "the database is unavailable; try again shortly") : s;
+    return s == ST_UNAVAILABLE    ? fail(c, s, "the database is unavailable; try again shortly")
+           : s == ST_QUERY_TIMEOUT ? fail(c, s, "the request needed more than its time budget; narrow it down")
+                                   : s;
   for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++)
     if (!strcmp(e->constraint, KNOWN[i].constraint)) {
       if (KNOWN[i].st == ST_INVALID)

@@ -26,7 +26,8 @@ typedef enum {
   ST_PRECONDITION_REQUIRED,/* 428 */
   ST_TOO_MANY,             /* 429, with Retry-After */
   ST_INTERNAL,             /* 500 */
-  ST_UNAVAILABLE,          /* 503 */
+  ST_UNAVAILABLE,          /* 503: the database is away (or hangs) */
+  ST_QUERY_TIMEOUT,        /* 504: a statement ran out of its time budget */
   ST__COUNT
 } status;
 

@@ -54,7 +54,7 @@ SLUG_STATUS = {
     "still-referenced": 409, "frozen": 409, "idempotency-in-progress": 409,
     "precondition-failed": 412, "body-too-large": 413, "unsupported-media-type": 415,
     "idempotency-key-reused": 422, "precondition-required": 428, "too-many-requests": 429,
-    "internal": 500, "unavailable": 503, "forbidden": 403, "password-change-required": 403,
+    "internal": 500, "unavailable": 503, "query-timeout": 504, "forbidden": 403, "password-change-required": 403,
 }
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -748,7 +748,7 @@ class Client:
             ctx.auto_errors.append("%s %s -> %d: missing or bad X-Request-Id %r" % (r.method, r.path, r.status, rid))
         if r.ctype.endswith("json") and r.body and r._parsed is _NO:
             ctx.auto_errors.append("%s %s -> %d: body is not valid JSON" % (r.method, r.path, r.status))
-        if r.status >= 500 and r.status != 503:
+        if r.status >= 500 and r.status not in (503, 504):
             ctx.auto_errors.append("%s %s -> %d (server error): %s" % (r.method, r.path, r.status, _body_excerpt(r)))
         if os.environ.get("DUCHA_TEST_NO_SPEC") == "1" or not validate:
             return

@@ -24,7 +24,7 @@ VARIABLES = [("DATABASE_URL", None), ("DUCHA_LISTEN", "127.0.0.1:8080"), ("DUCHA
              ("DUCHA_TIMEZONE", "Asia/Shanghai"), ("DUCHA_SEED_FILE", "data/inspection-form.json"),
              ("DUCHA_OPENAPI_FILE", "openapi.yaml"), ("DUCHA_PER_IP_CONNECTIONS", "64"),
              ("DUCHA_REQUEST_TIMEOUT", "10"), ("DUCHA_BODY_MIN_RATE", "1024"), ("DUCHA_MAX_STREAMS", "32"),
-             ("DUCHA_SHUTDOWN_GRACE", "5"), ("DUCHA_DRAIN_TIMEOUT", "20"), ("DUCHA_PREPARED_STATEMENTS", "1"), ("DUCHA_REPORT_TIMEOUT", "10000"),
+             ("DUCHA_SHUTDOWN_GRACE", "5"), ("DUCHA_DRAIN_TIMEOUT", "20"), ("DUCHA_PREPARED_STATEMENTS", "1"), ("DUCHA_REPORT_TIMEOUT", "10000"), ("DUCHA_TOKEN_CACHE_SECONDS", "5"),
              ("DUCHA_AUDIT_KEY_FILE", None)]
 
 

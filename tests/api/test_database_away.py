@@ -11,8 +11,8 @@ import urllib.parse
 import re
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, DATABASE_URL, Server, TestFailure, check, ctx, eq, expect_problem, expect_status,  # noqa: E402
-                     main, skip, tail, test)
+from harness import (API, DATABASE_URL, PsqlSession, Server, TestFailure, check, ctx, eq, expect_problem,  # noqa: E402
+                     expect_status, main, mk_dept, skip, tail, test)
 
 LIMIT = 1.0          # seconds: "503 within a second"
 
@@ -280,6 +280,28 @@ def recovers_after_the_hang():
     need_server()
     state["proxy"].restore()
     _recovered(within=8.0, label="restore after the hang")
+
+
+@test
+def a_statement_out_of_time_is_504_not_503():
+    # the database is there, but the row the change needs is held by someone else past the
+    # statement's budget: 504 query-timeout, and the next request is served at once
+    dept = mk_dept()
+    holder = PsqlSession(os.environ.get("DUCHA_MIGRATION_DATABASE_URL") or DATABASE_URL)
+    try:
+        holder.q("BEGIN")
+        holder.q("SELECT 1 FROM departments WHERE id = %d FOR UPDATE" % dept["id"])
+        r = ctx.admin.patch(API + "/departments/%d" % dept["id"], json={"name": dept["name"] + "改"},
+                            headers={"If-Match": "*"})
+        expect_problem(r, 504, "query-timeout")
+        check(r.elapsed < 3.0, "answered within the budget (%.2f s)" % r.elapsed)
+        expect_status(ctx.admin.get(API + "/departments/%d" % dept["id"]), 200)
+    finally:
+        holder.q("ROLLBACK")
+        holder.close()
+    r = ctx.admin.patch(API + "/departments/%d" % dept["id"], json={"name": dept["name"] + "改"},
+                        headers={"If-Match": "*"})
+    expect_status(r, 200)
 
 
 @test

@@ -92,6 +92,23 @@ def audit_actor_is_the_caller():
     eq(bad, [], "no change is put on someone else")
 
 
+@test("a user moved to another unit, or disabled, is taken at its new word at once (token cache emptied)")
+def cached_tokens_follow_changes():
+    w = world()
+    uname = "id_m_%s" % ctx.prefix
+    _, tok = make_user("department", department_id=w["A"], username=uname, password="pw-identity-3")
+    uid = int(psql.q("SELECT id FROM users WHERE username = '%s'" % uname))
+    u = ctx.server.client(tok)
+    check(w["rectA"] in rect_ids(u, w["A"]), "sees unit A's rectification")
+    r = ctx.admin.patch(API + "/users/%d" % uid, json={"department_id": w["B"]}, headers={"If-Match": "*"})
+    expect_status(r, 200)
+    eq(rect_ids(u, w["A"]), set(), "moved to B: nothing of A, at once")
+    check(w["rectB"] in rect_ids(u, w["B"]), "moved to B: B's rectification, at once")
+    r = ctx.admin.patch(API + "/users/%d" % uid, json={"disabled": True}, headers={"If-Match": "*"})
+    expect_status(r, 200)
+    expect_problem(u.get(API + "/rectifications"), 401, "unauthorized")
+
+
 @test("in SQL, a session nobody set a scope for sees nothing; staff scope is an explicit 'all'")
 def unset_scope_sees_nothing():
     w = world()
