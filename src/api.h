@@ -45,6 +45,9 @@ struct call {
   db_conn *db;
   /* outputs */
   json_t *result;          /* success body (owned) */
+  char *text;              /* or the success body as JSON text (owned): what PostgreSQL built, sent as it is */
+  size_t text_len;
+  const char *if_none_match; /* the If-None-Match header, NULL when absent */
   long etag;               /* version for the ETag header; 0 for none */
   char location[160];      /* Location of a created resource */
   char link_next[256];     /* the next page's cursor, for the Link header */

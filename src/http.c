@@ -76,6 +76,7 @@ static void ctx_free(void *p) {
     db_release(c->db);
   json_decref(c->body);
   json_decref(c->result);
+  free(c->text);
   json_decref(c->errors);
   json_decref(c->allowed);
   free(c->who.scope);
@@ -214,10 +215,15 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
     u_map_put(resp->map_header, "Content-Type", c->raw_type);
     return;
   }
-  if (c->etag) {
-    char etag[32];
-    snprintf(etag, sizeof etag, "\"%ld\"", c->etag);
-    u_map_put(resp->map_header, "ETag", etag);
+  if (c->etag && !c->etag_text[0])
+    snprintf(c->etag_text, sizeof c->etag_text, "\"%ld\"", c->etag);
+  if (c->etag_text[0]) {
+    u_map_put(resp->map_header, "ETag", c->etag_text);
+    if (c->if_none_match && rt && !strcmp(rt->method, "GET") &&
+        (list_has(c->if_none_match, c->etag_text) || list_has(c->if_none_match, "*"))) {
+      set_body(resp, x, 304, NULL, NULL); /* the client's copy is current */
+      return;
+    }
   }
   if (c->link_next[0])
     set_link(resp, req, c->link_next);
@@ -226,6 +232,10 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
   } else if (rt && (rt->flags & R_CREATED)) {
     u_map_put(resp->map_header, "Location", c->location);
     set_body(resp, x, 201, c->result, "application/json");
+  } else if (c->text) {
+    x->http_status = 200;
+    ulfius_set_binary_body_response(resp, 200, c->text, c->text_len);
+    u_map_put(resp->map_header, "Content-Type", "application/json");
   } else {
     set_body(resp, x, 200, c->result, "application/json");
   }
@@ -394,6 +404,7 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
     }
   }
   c->if_match = u_map_get_case(req->map_header, "If-Match");
+  c->if_none_match = u_map_get_case(req->map_header, "If-None-Match");
   c->content_type = u_map_get_case(req->map_header, "Content-Type");
   c->content_disposition = u_map_get_case(req->map_header, "Content-Disposition");
   if ((rt->flags & R_IF_MATCH) && !c->if_match)

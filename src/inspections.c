@@ -289,14 +289,30 @@ static const char *SQL_FORM =
     " FROM inspections i JOIN departments d ON d.id = i.target_department_id"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
+/* The form's entity tag without reading the form (migrations/0010): the inspection's version,
+ * the count of changes to its rows, problems and measures, the department names' version and
+ * the local date, on which `overdue` turns. */
+static const char *SQL_FORM_ETAG =
+    "SELECT concat_ws('.', i.version, coalesce(f.version, 0), n.version, to_char(ducha_today(), 'YYYYMMDD'))"
+    " FROM inspections i LEFT JOIN form_versions f ON f.inspection_id = i.id"
+    " JOIN name_versions n ON n.catalogue = 'departments'"
+    " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
+
 status inspection_form(struct call *c) {
   struct num n = num(c->id);
   const char *params[] = {n.s};
-  PGresult *r;
-  status s = db_row(c->db, &r, SQL_FORM, 1, params);
+  char tag[64];
+  status s = db_value(c->db, tag, sizeof tag, SQL_FORM_ETAG, 1, params);
   if (s != ST_OK)
     return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
-  c->result = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+  snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
+  if (c->if_none_match && (list_has(c->if_none_match, c->etag_text) || list_has(c->if_none_match, "*")))
+    return ST_OK; /* 304: the client's copy is current */
+  PGresult *r;
+  s = db_row(c->db, &r, SQL_FORM, 1, params);
+  if (s != ST_OK)
+    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
+  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
   PQclear(r);
-  return c->result ? ST_OK : fail(c, ST_INTERNAL, "could not read the form");
+  return s;
 }

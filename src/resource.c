@@ -1,6 +1,7 @@
 #include "resource.h"
 
 #include "audit.h"
+#include "text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -73,7 +74,33 @@ status resource_load(struct call *c, const struct resource *r, int64_t id) {
   return c->result ? ST_OK : fail(c, ST_INTERNAL, "could not read the %s", r->name);
 }
 
-status res_get(struct call *c) { return resource_load(c, res_of(c), c->id); }
+/* A read: the JSON PostgreSQL built goes to the client as it is, never parsed here. */
+status res_get(struct call *c) {
+  const struct resource *r = res_of(c);
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  PGresult *res;
+  status s = db_row(c->db, &res, r->sql_get, 1, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such %s", r->name);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  c->etag = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+  s = resource_text(c, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+  PQclear(res);
+  return s;
+}
+
+status resource_text(struct call *c, const char *json, size_t len) {
+  free(c->text);
+  c->text = malloc(len + 1);
+  if (!c->text)
+    return fail(c, ST_INTERNAL, "out of memory");
+  memcpy(c->text, json, len);
+  c->text[len] = '\0';
+  c->text_len = len;
+  return ST_OK;
+}
 status res_create(struct call *c) { return resource_create(c, res_of(c)); }
 status res_patch(struct call *c) { return resource_patch(c, res_of(c)); }
 status res_delete(struct call *c) { return resource_delete(c, res_of(c)); }
@@ -115,32 +142,42 @@ status resource_page(struct call *c, const char *sql_page, const char *sql_count
   }
   if ((s = db_query(c->db, &res, sql_page, n, params)) != ST_OK)
     return resource_db_failure(c, s);
-  json_t *data = json_array();
+  /* The page is assembled from the rows' JSON as PostgreSQL built it. */
+  struct text page = {0};
   int rows = PQntuples(res);
+  text_put(&page, "{\"data\":[");
   for (int i = 0; i < rows && i < c->query.limit; i++) {
-    json_t *item = json_loads(PQgetvalue(res, i, 1), 0, NULL);
-    if (item)
-      json_array_append_new(data, item);
+    if (i)
+      text_add(&page, ",", 1);
+    text_add(&page, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
   }
-  c->result = json_pack("{s:o}", "data", data);
+  text_put(&page, "],\"next_cursor\":");
   if (rows > c->query.limit) {
     int last = (int)c->query.limit - 1;
     int64_t key = strtoll(PQgetvalue(res, last, 0), NULL, 10);
     char *next = pair ? cursor_encode_pair(PQgetvalue(res, last, 2), key) : cursor_encode(key);
     snprintf(c->link_next, sizeof c->link_next, "%s", next);
-    json_object_set_new(c->result, "next_cursor", json_string(next));
+    text_put(&page, "\"");
+    text_put(&page, next); /* base64url: nothing to escape */
+    text_put(&page, "\"");
     free(next);
   } else {
-    json_object_set_new(c->result, "next_cursor", json_null());
+    text_put(&page, "null");
   }
   PQclear(res);
   if (c->query.include_total) {
-    if ((s = db_query(c->db, &res, sql_count, nfilters, params)) != ST_OK)
+    if ((s = db_query(c->db, &res, sql_count, nfilters, params)) != ST_OK) {
+      free(text_take(&page, NULL));
       return resource_db_failure(c, s);
-    json_object_set_new(c->result, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    }
+    text_put(&page, ",\"total\":");
+    text_put(&page, PQgetvalue(res, 0, 0));
     PQclear(res);
   }
-  return ST_OK;
+  text_put(&page, "}");
+  free(c->text);
+  c->text = text_take(&page, &c->text_len);
+  return c->text ? ST_OK : fail(c, ST_INTERNAL, "out of memory");
 }
 
 status resource_create(struct call *c, const struct resource *r) {

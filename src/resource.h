@@ -35,6 +35,9 @@ status resource_db_failure(struct call *c, status s);
 /* Loads the resource's representation into c->result and c->etag. */
 status resource_load(struct call *c, const struct resource *r, int64_t id);
 
+/* Sets the success body to len bytes of JSON text, copied. */
+status resource_text(struct call *c, const char *json, size_t len);
+
 /* Locks row c->id of r and checks If-Match when given: ST_NOT_FOUND, ST_PRECONDITION_FAILED, ST_OK. */
 status resource_lock(struct call *c, const struct resource *r) __attribute__((warn_unused_result));
 

@@ -579,5 +579,23 @@ def idempotency_key_bad_values():
     expect_status(r, 201, "200-char key")
 
 
+@test
+def if_none_match_with_the_current_etag_is_304():
+    d = mk_dept()
+    r = ctx.admin.get(API + "/departments/%d" % d["id"])
+    expect_status(r, 200)
+    tag = r.h("ETag")
+    r = ctx.admin.get(API + "/departments/%d" % d["id"], headers={"If-None-Match": tag})
+    eq(r.status, 304, "unchanged: 304")
+    eq(r.body, b"", "a 304 has no body")
+    eq(r.h("ETag"), tag, "and says which version is current")
+    r = ctx.admin.patch(API + "/departments/%d" % d["id"], json={"name": d["name"] + "新"}, headers={"If-Match": tag})
+    expect_status(r, 200)
+    r = ctx.admin.get(API + "/departments/%d" % d["id"], headers={"If-None-Match": tag})
+    eq(r.status, 200, "changed since: the new version")
+    check(r.h("ETag") != tag, "with a new ETag")
+    eq(ctx.admin.get(API + "/departments/%d" % d["id"], headers={"If-None-Match": "*"}).status, 304, "* matches")
+
+
 if __name__ == "__main__":
     main(server_env={"DUCHA_CORS_ORIGINS": ORIGIN + ",https://other.example"})

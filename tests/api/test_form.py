@@ -336,5 +336,47 @@ def problem_and_rectification_etags():
     expect_status(ctx.admin.delete(API + "/problems/%d" % pid, if_match=cur), 204)
 
 
+@test
+def form_etag_changes_with_every_change_and_answers_304():
+    target = mk_dept()
+    insp = mk_inspection(target["id"])
+    url = API + "/inspections/%d/form" % insp["id"]
+    tags = []
+
+    def current(label):
+        r = ctx.admin.get(url)
+        expect_status(r, 200)
+        tag = r.h("ETag")
+        check(tag and tag not in tags, "%s: a new ETag (%s, before %s)" % (label, tag, tags))
+        r2 = ctx.admin.get(url, headers={"If-None-Match": tag})
+        eq(r2.status, 304, "%s: unchanged form answers 304" % label)
+        eq(r2.body, b"", "a 304 has no body")
+        tags.append(tag)
+        return r.json
+
+    current("new")
+    item = items_of(insp["id"])[0]
+    r = ctx.admin.get(API + "/items/%d" % item["id"])
+    expect_status(ctx.admin.patch(API + "/items/%d" % item["id"], json={"completion": "not_completed"},
+                                  headers={"If-Match": r.h("ETag")}), 200)
+    current("row completion")
+    prob = mk_problem(item["id"])
+    current("problem added")
+    other = mk_dept()
+    rect = mk_rect(prob["id"], other["id"], deadline=day(10))
+    current("measure added")
+    expect_status(ctx.admin.patch(API + "/rectifications/%d" % rect["id"], json={"deadline": day(20)},
+                                  headers={"If-Match": "*"}), 200)
+    current("deadline changed")
+    expect_status(ctx.admin.patch(API + "/departments/%d" % other["id"], json={"name": other["name"] + "改"},
+                                  headers={"If-Match": "*"}), 200)
+    form = current("a department it shows renamed")
+    eq(form["rows"][0]["problems"][0]["rectifications"][0]["responsible_department"]["name"], other["name"] + "改",
+       "the form shows the new name")
+    check(tags[-1].endswith(today().strftime("%Y%m%d") + '"'), "the local date is part of the ETag: %s" % tags[-1])
+    expect_status(ctx.admin.delete(API + "/rectifications/%d" % rect["id"], headers={"If-Match": "*"}), 204)
+    current("measure deleted")
+
+
 if __name__ == "__main__":
     main()

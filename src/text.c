@@ -1,0 +1,36 @@
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void text_add(struct text *t, const char *p, size_t n) {
+  if (t->failed)
+    return;
+  if (t->len + n + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap : 256;
+    while (cap < t->len + n + 1)
+      cap *= 2;
+    char *s = realloc(t->s, cap);
+    if (!s) {
+      t->failed = 1;
+      return;
+    }
+    t->s = s;
+    t->cap = cap;
+  }
+  memcpy(t->s + t->len, p, n);
+  t->len += n;
+  t->s[t->len] = '\0';
+}
+
+void text_put(struct text *t, const char *p) { text_add(t, p, strlen(p)); }
+
+char *text_take(struct text *t, size_t *len) {
+  char *s = t->failed ? NULL : t->s;
+  if (t->failed)
+    free(t->s);
+  if (len)
+    *len = s ? t->len : 0;
+  *t = (struct text){0};
+  return s;
+}
