@@ -12,20 +12,23 @@
 -- merge hands over get their new unit, through the triggers below. A closure of the tree would
 -- need rewriting for every move and merge, for every rectification below the moved unit.
 --
--- deadline and updated_at are copies of the rectification's own, so that each unit's rows can be
--- read in the ledger's orders from an index and a page costs what the page holds, whatever the
--- unit's size.
+-- deadline, updated_at and status are copies of the rectification's own: each unit's rows are read
+-- from an index in the ledger's orders, and the ledger's status, overdue and deadline filters
+-- are answered from the index alone (deadline and status are INCLUDEd for index-only scans), so a
+-- page costs what the page holds, whatever the size of the unit or of the table.
 CREATE TABLE rectification_readers (
   rectification_id  bigint NOT NULL REFERENCES rectifications (id) ON DELETE CASCADE,
   department_id     bigint NOT NULL REFERENCES departments (id),
   deadline          date,
   updated_at        timestamptz NOT NULL,
+  status            text NOT NULL,
   PRIMARY KEY (rectification_id, department_id)
 );
 CREATE INDEX rectification_readers_deadline_idx
-  ON rectification_readers (department_id, (coalesce(deadline, 'infinity'::date)), rectification_id);
+  ON rectification_readers (department_id, (coalesce(deadline, 'infinity'::date)), rectification_id)
+  INCLUDE (deadline, status);
 CREATE INDEX rectification_readers_updated_at_idx
-  ON rectification_readers (department_id, updated_at, rectification_id);
+  ON rectification_readers (department_id, updated_at, rectification_id) INCLUDE (deadline, status);
 
 -- The rules, once: every (rectification, unit) pair that has a reason of its own.
 CREATE VIEW rectification_reader_reasons (rectification_id, department_id) AS
@@ -37,7 +40,7 @@ CREATE VIEW rectification_reader_reasons (rectification_id, department_id) AS
   FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id
   JOIN inspections i ON i.id = it.inspection_id;
 
--- Makes the rows of these rectifications what the rules say, sort keys included.
+-- Makes the rows of these rectifications what the rules say, copies included.
 CREATE FUNCTION ducha_rectification_readers_refresh(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF coalesce(cardinality(ids), 0) = 0 THEN
@@ -48,13 +51,13 @@ BEGIN
     AND (x.rectification_id, x.department_id) NOT IN (
       SELECT w.rectification_id, w.department_id FROM rectification_reader_reasons w
       WHERE w.rectification_id = ANY (ids));
-  INSERT INTO rectification_readers AS x (rectification_id, department_id, deadline, updated_at)
-  SELECT w.rectification_id, w.department_id, r.deadline, r.updated_at
+  INSERT INTO rectification_readers AS x (rectification_id, department_id, deadline, updated_at, status)
+  SELECT w.rectification_id, w.department_id, r.deadline, r.updated_at, r.status
   FROM rectification_reader_reasons w JOIN rectifications r ON r.id = w.rectification_id
   WHERE w.rectification_id = ANY (ids)
   ON CONFLICT (rectification_id, department_id) DO UPDATE
-    SET deadline = excluded.deadline, updated_at = excluded.updated_at
-    WHERE (x.deadline, x.updated_at) IS DISTINCT FROM (excluded.deadline, excluded.updated_at);
+    SET deadline = excluded.deadline, updated_at = excluded.updated_at, status = excluded.status
+    WHERE (x.deadline, x.updated_at, x.status) IS DISTINCT FROM (excluded.deadline, excluded.updated_at, excluded.status);
 END $$;
 
 -- The triggers are per row, with parameters, so that each statement is an index lookup whatever
@@ -65,8 +68,8 @@ END $$;
 -- comes through rectification_assignments as well).
 CREATE FUNCTION rectification_readers_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at)
-  SELECT NEW.id, d, NEW.deadline, NEW.updated_at
+  INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at, status)
+  SELECT NEW.id, d, NEW.deadline, NEW.updated_at, NEW.status
   FROM (SELECT NEW.responsible_department_id
         UNION
         SELECT i.target_department_id FROM problems p JOIN items it ON it.id = p.item_id
@@ -89,23 +92,25 @@ CREATE TRIGGER rectification_readers_reasons AFTER UPDATE OF responsible_departm
                      OR OLD.problem_id IS DISTINCT FROM NEW.problem_id)
   EXECUTE FUNCTION rectification_readers_refresh_row();
 
--- The sort keys follow every change of the rectification.
+-- The copies follow every change of the rectification.
 CREATE FUNCTION rectification_readers_keys() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE rectification_readers SET deadline = NEW.deadline, updated_at = NEW.updated_at
-  WHERE rectification_id = NEW.id AND (deadline, updated_at) IS DISTINCT FROM (NEW.deadline, NEW.updated_at);
+  UPDATE rectification_readers SET deadline = NEW.deadline, updated_at = NEW.updated_at, status = NEW.status
+  WHERE rectification_id = NEW.id
+    AND (deadline, updated_at, status) IS DISTINCT FROM (NEW.deadline, NEW.updated_at, NEW.status);
   RETURN NULL;
 END $$;
-CREATE TRIGGER rectification_readers_keys AFTER UPDATE OF deadline, updated_at ON rectifications
-  FOR EACH ROW WHEN (OLD.deadline IS DISTINCT FROM NEW.deadline OR OLD.updated_at IS DISTINCT FROM NEW.updated_at)
+CREATE TRIGGER rectification_readers_keys AFTER UPDATE OF deadline, updated_at, status ON rectifications
+  FOR EACH ROW WHEN ((OLD.deadline, OLD.updated_at, OLD.status) IS DISTINCT FROM (NEW.deadline, NEW.updated_at, NEW.status))
   EXECUTE FUNCTION rectification_readers_keys();
 
 -- An assignment added (rectifications_history, on every change of unit) or removed.
 CREATE FUNCTION rectification_assignments_readers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at)
-    SELECT r.id, NEW.department_id, r.deadline, r.updated_at FROM rectifications r WHERE r.id = NEW.rectification_id
+    INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at, status)
+    SELECT r.id, NEW.department_id, r.deadline, r.updated_at, r.status FROM rectifications r
+    WHERE r.id = NEW.rectification_id
     ON CONFLICT DO NOTHING;
   ELSIF TG_OP = 'UPDATE' THEN
     PERFORM ducha_rectification_readers_refresh(ARRAY[OLD.rectification_id, NEW.rectification_id]);
@@ -144,8 +149,8 @@ CREATE TRIGGER rectification_readers_item AFTER UPDATE OF item_id ON problems
   EXECUTE FUNCTION rectification_readers_of_parent();
 
 -- The rectifications made before this migration.
-INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at)
-SELECT w.rectification_id, w.department_id, r.deadline, r.updated_at
+INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at, status)
+SELECT w.rectification_id, w.department_id, r.deadline, r.updated_at, r.status
 FROM rectification_reader_reasons w JOIN rectifications r ON r.id = w.rectification_id;
 ANALYZE rectification_readers;
 

@@ -15,15 +15,20 @@
 #define PING_DEADLINE_MS 300
 #define PING_WHEN_IDLE_MS 1000
 #define RETRY_AFTER_FAILURE_MS 200
-#define PREPARED_MAX 256
+
+struct prepared {
+  uint64_t hash;
+  char *text; /* owned; NULL: an empty slot */
+  size_t number; /* named "s<number>" on the server */
+};
 
 struct db_conn {
   PGconn *pg;
   int broken;
   long long last_ok_ms;                  /* when the server last answered */
   int deadline_ms;                       /* how long a statement's answer is awaited */
-  const char *prepared[PREPARED_MAX];    /* statements prepared on pg, by their (static) text */
-  int nprepared;
+  struct prepared *prepared;             /* statements prepared on pg, a hash table by their text */
+  size_t nprepared, cap;
   struct db_error err;
 };
 
@@ -37,6 +42,15 @@ static struct {
   atomic_llong down_until_ms;   /* after a failure, fail fast until then */
   atomic_llong suspect_since_ms; /* connections not heard from since then are pinged first */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .available = PTHREAD_COND_INITIALIZER};
+
+/* A new connection has none of the old one's statements. */
+static void forget_prepared(db_conn *c) {
+  for (size_t i = 0; i < c->cap; i++)
+    free(c->prepared[i].text);
+  free(c->prepared);
+  c->prepared = NULL;
+  c->nprepared = c->cap = 0;
+}
 
 static long long now_ms(void) {
   struct timespec ts;
@@ -121,9 +135,11 @@ int db_pool_init(const struct config *cfg, int size) {
 }
 
 void db_pool_close(void) {
-  for (int i = 0; i < pool.size; i++)
+  for (int i = 0; i < pool.size; i++) {
     if (pool.conns[i].pg)
       PQfinish(pool.conns[i].pg);
+    forget_prepared(&pool.conns[i]);
+  }
   free(pool.conns);
   free(pool.free_list);
   pool.conns = NULL;
@@ -168,7 +184,7 @@ static status ensure_connected(db_conn *c) {
   char why[256];
   c->pg = connect_with_deadline(pool.cfg, CONNECT_DEADLINE_MS, why, sizeof why);
   c->broken = 0;
-  c->nprepared = 0;
+  forget_prepared(c);
   if (!c->pg) {
     mark_down();
     y_log_message(Y_LOG_LEVEL_WARNING, "database unavailable: %s", why);
@@ -239,6 +255,7 @@ void db_close(db_conn *c) {
   if (!c)
     return;
   PQfinish(c->pg);
+  forget_prepared(c);
   free(c);
 }
 
@@ -305,30 +322,69 @@ static PGresult *wait_result(db_conn *c, long long deadline) {
   return last;
 }
 
-/* Runs sql, with prepare as a statement prepared once per connection (its text is a static
- * constant, so its address names it): parsing and planning the big read queries is half their
- * cost. Without, it is planned for its values each time: what lists with optional filters
- * need, as one generic plan cannot serve them all. */
+/* The statement named by its text in c's table, or the empty slot where it goes. */
+static struct prepared *prepared_slot(db_conn *c, const char *sql, uint64_t hash) {
+  size_t i = (size_t)hash & (c->cap - 1);
+  while (c->prepared[i].text && (c->prepared[i].hash != hash || strcmp(c->prepared[i].text, sql)))
+    i = (i + 1) & (c->cap - 1);
+  return &c->prepared[i];
+}
+
+/* Room for one more, keeping the table at most half full; 0 when memory ran out. */
+static int prepared_room(db_conn *c) {
+  if (2 * (c->nprepared + 1) <= c->cap)
+    return 1;
+  size_t cap = c->cap ? 2 * c->cap : 64;
+  struct prepared *old = c->prepared;
+  size_t old_cap = c->cap;
+  if (!(c->prepared = calloc(cap, sizeof *c->prepared))) {
+    c->prepared = old;
+    return 0;
+  }
+  c->cap = cap;
+  for (size_t i = 0; i < old_cap; i++)
+    if (old[i].text)
+      *prepared_slot(c, old[i].text, old[i].hash) = old[i];
+  free(old);
+  return 1;
+}
+
+static uint64_t text_hash(const char *s) {
+  uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* Runs sql, with prepare as a statement prepared once per connection and found again by its
+ * text: parsing and planning the big read queries is half their cost. Without, it is planned
+ * for its values each time: what lists with optional filters need, as one generic plan cannot
+ * serve them all. */
 static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const *params, int deadline_ms,
                      int prepare, int binary) {
   long long deadline = now_ms() + deadline_ms;
-  char name[16];
-  int slot = 0;
-  while (slot < c->nprepared && c->prepared[slot] != sql)
-    slot++;
-  snprintf(name, sizeof name, "s%d", slot);
-  prepare = prepare && pool.cfg->prepare;
-  if (prepare && slot == c->nprepared && slot < PREPARED_MAX && nparams > 0) {
-    if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
-      return NULL;
-    PGresult *r = wait_result(c, deadline);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-      return r;
-    PQclear(r);
-    c->prepared[c->nprepared++] = sql;
+  struct prepared *p = NULL;
+  char name[24];
+  if (prepare && pool.cfg->prepare && nparams > 0 && prepared_room(c)) {
+    uint64_t hash = text_hash(sql);
+    p = prepared_slot(c, sql, hash);
+    if (!p->text) {
+      snprintf(name, sizeof name, "s%zu", c->nprepared + 1);
+      if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
+        return NULL;
+      PGresult *r = wait_result(c, deadline);
+      if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return r;
+      PQclear(r);
+      if (!(p->text = strdup(sql)))
+        return NULL;
+      p->hash = hash;
+      p->number = ++c->nprepared;
+    }
+    snprintf(name, sizeof name, "s%zu", p->number);
   }
-  int sent = slot < c->nprepared ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
-                                 : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary);
+  int sent = p ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
+               : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary);
   return sent ? wait_result(c, deadline) : NULL;
 }
 

@@ -171,51 +171,66 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND ($10::text IS NULL OR (r.search_grams @> ducha_query_ngrams($10)"                     \
   "        AND r.search_text ILIKE ducha_contains($10)))"
 #define DEADLINE_KEY(t) "coalesce(" t ".deadline, 'infinity'::date)"
-/* Staff see every row: their pages walk the rectifications in the page's order. */
-#define PAGE_L(key, op, dir, type)                                                             \
-  "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L                                  \
+/* Staff see every row: their pages walk the rectifications in the page's order. A department
+ * user's pages with a filter that picks rows by what they belong to (units, inspection, target,
+ * task, batch) or by their text do the same, or start from that filter's index, whichever the
+ * planner finds cheaper, and keep the rows one of the caller's units reads
+ * (rectification_readers, migrations/0008). */
+#define PAGE_L(key, op, dir, type, visible)                                                    \
+  "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L visible                          \
   " AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"         \
   " ORDER BY " key " " dir ", r.id " dir " LIMIT $13"
-/* A department user's page starts from rectification_readers (migrations/0008), which keeps each
- * unit's rows in the page's orders: for every unit of the caller's scope, the first rows of that
- * unit that pass the filters; then the first of all those. Every row of the page is among them
- * (fewer than LIMIT rows come before it in its own unit's order, as they all come before it in
- * the page), so a page reads at most LIMIT rows per unit, whatever the size of the table or of
- * the units. The filters reach the rectification, its problem, item and inspection through LEFT
- * JOINs, which every reader row has a match for: PostgreSQL drops the ones no filter uses, and an
- * unfiltered page reads the index alone. */
-#define FROM_X                                                                                 \
-  " FROM rectification_readers x LEFT JOIN rectifications r ON r.id = x.rectification_id"      \
-  " LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id"        \
-  " LEFT JOIN inspections i ON i.id = it.inspection_id"
-#define PAGE_DEPARTMENT_L(key, op, dir, type)                                                  \
+#define READ_BY_SCOPE                                                                          \
+  " AND r.id IN (SELECT x.rectification_id FROM rectification_readers x WHERE x.department_id = ANY (ducha_scope()))"
+/* Without such a filter, a department user's page starts from rectification_readers, which keeps
+ * each unit's rows in the page's orders with their status and deadline: for every unit of the
+ * caller's scope its first rows that pass the status, overdue and deadline filters, read from the
+ * index alone; then the first of all those. Every row of the page is among them (fewer than LIMIT
+ * rows come before it in its own unit's order, as they all come before it on the page), so a page
+ * reads at most LIMIT index entries per unit, whatever the size of the units or of the table. The
+ * other filters' parameters must be NULL here: C sends their statements to the other form. */
+#define FILTER_X                                                                               \
+  " WHERE ($1::text[] IS NULL OR x.status = ANY ($1))"                                         \
+  "   AND ($2::boolean IS NULL OR ducha_overdue(x.deadline, x.status) = $2)"                     \
+  "   AND ($8::date IS NULL OR x.deadline >= $8) AND ($9::date IS NULL OR x.deadline <= $9)"    \
+  "   AND $3::bigint[] IS NULL AND $4::bigint IS NULL AND $5::bigint IS NULL AND $6::bigint IS NULL" \
+  "   AND $7::bigint IS NULL AND $10::text IS NULL"
+#define PAGE_BY_UNIT_L(key, op, dir, type)                                                     \
   "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_R                                             \
   " JOIN (SELECT DISTINCT y.id, y.key FROM unnest(ducha_scope()) s(unit), LATERAL ("            \
-  "   SELECT x.rectification_id AS id, " key " AS key" FROM_X FILTER_L " AND x.department_id = s.unit" \
+  "   SELECT x.rectification_id AS id, " key " AS key FROM rectification_readers x" FILTER_X    \
+  "     AND x.department_id = s.unit"                                                          \
   "     AND ($11::" type " IS NULL OR (" key ", x.rectification_id) " op " ($11::" type ", $12::bigint))" \
   "   ORDER BY " key " " dir ", x.rectification_id " dir " LIMIT $13) y"                       \
   "   ORDER BY y.key " dir ", y.id " dir " LIMIT $13) v ON v.id = r.id"                         \
   " ORDER BY v.key " dir ", v.id " dir
+#define PAGES_L(visible)                                                                       \
+  {PAGE_L(DEADLINE_KEY("r"), ">", "ASC", "date", visible), PAGE_L(DEADLINE_KEY("r"), "<", "DESC", "date", visible), \
+   PAGE_L("r.updated_at", ">", "ASC", "timestamptz", visible),                                  \
+   PAGE_L("r.updated_at", "<", "DESC", "timestamptz", visible)}
 
-static const char *const LEDGER_PAGES[2][4] = {
-  {PAGE_L(DEADLINE_KEY("r"), ">", "ASC", "date"), PAGE_L(DEADLINE_KEY("r"), "<", "DESC", "date"),
-   PAGE_L("r.updated_at", ">", "ASC", "timestamptz"), PAGE_L("r.updated_at", "<", "DESC", "timestamptz")},
-  {PAGE_DEPARTMENT_L(DEADLINE_KEY("x"), ">", "ASC", "date"), PAGE_DEPARTMENT_L(DEADLINE_KEY("x"), "<", "DESC", "date"),
-   PAGE_DEPARTMENT_L("x.updated_at", ">", "ASC", "timestamptz"),
-   PAGE_DEPARTMENT_L("x.updated_at", "<", "DESC", "timestamptz")}};
+/* [staff, department user, department user with a filter of FILTERED_BY][sort] */
+static const char *const LEDGER_PAGES[3][4] = {
+  PAGES_L(""),
+  {PAGE_BY_UNIT_L(DEADLINE_KEY("x"), ">", "ASC", "date"), PAGE_BY_UNIT_L(DEADLINE_KEY("x"), "<", "DESC", "date"),
+   PAGE_BY_UNIT_L("x.updated_at", ">", "ASC", "timestamptz"), PAGE_BY_UNIT_L("x.updated_at", "<", "DESC", "timestamptz")},
+  PAGES_L(READ_BY_SCOPE)};
 /* An exact count of a large result joins every row; past TOTAL_CAP it says TOTAL_CAP. The problem,
  * item and inspection are LEFT JOINs (every rectification has them), dropped when no filter needs
- * them. A department user's count is of the rectifications its units read, a semi-join, so that
- * one read through two of its units counts once. */
+ * them. A department user's counts count a rectification its units read once, however many of
+ * them read it: without a filter of FILTERED_BY from the index of rectification_readers alone. */
 #define TOTAL_CAP "10000"
 #define FROM_RL                                                                                \
   " FROM rectifications r LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id" \
   " LEFT JOIN inspections i ON i.id = it.inspection_id"
-static const char *const LEDGER_COUNTS[2] = {
+static const char *const LEDGER_COUNTS[3] = {
   "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L " LIMIT " TOTAL_CAP ") s",
-  "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L
-  " AND r.id IN (SELECT x.rectification_id FROM rectification_readers x WHERE x.department_id = ANY (ducha_scope()))"
-  " LIMIT " TOTAL_CAP ") s"};
+  "SELECT count(*) FROM (SELECT DISTINCT x.rectification_id FROM rectification_readers x" FILTER_X
+  " AND x.department_id = ANY (ducha_scope()) LIMIT " TOTAL_CAP ") s",
+  "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L READ_BY_SCOPE " LIMIT " TOTAL_CAP ") s"};
+/* The filters (indexes of LEDGER_FILTERS) that send a department user's ledger to the third form:
+ * the rows they pick are found through their own indexes, not by walking the units' rows. */
+static const int FILTERED_BY[] = {2, 4, 5, 6, 7, 10};
 
 /* The responsible units, resolved before the query so that the planner sees the list and can
  * choose the unit index for a small unit and the deadline order for a large one. */
@@ -239,9 +254,14 @@ status rectification_ledger(struct call *c) {
   int which = 0;
   while (sort && SORTS[which] && strcmp(SORTS[which], sort))
     which++;
-  int department = (c->who.role_bit & ROLE_DEPARTMENT) != 0;
-  status s = resource_page(c, LEDGER_PAGES[department][SORTS[which] ? which : 0], LEDGER_COUNTS[department], params,
-                           10, 1);
+  int form = 0;
+  if (c->who.role_bit & ROLE_DEPARTMENT) {
+    form = 1;
+    for (size_t i = 0; i < sizeof FILTERED_BY / sizeof FILTERED_BY[0]; i++)
+      if (v[FILTERED_BY[i]])
+        form = 2;
+  }
+  status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], params, 10, 1);
   PQclear(units);
   return s;
 }
