@@ -240,14 +240,18 @@ static const struct action {
  * the numbered lists locks in the other order). */
 static const char *SQL_STATE =
     "SELECT r.status, to_json(ducha_rectification_actions(r.status, r.responsible_department_id, r.submitted_by,"
-    "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending')))::text,"
-    "   coalesce(r.submitted_by::text, ''), coalesce(r.deadline::text, ''), it.inspection_id, i.status, r.version,"
-    "   ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()),"
-    "   EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id AND x.status = 'pending')"
-    " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
+    "   x.pending))::text AS actions, coalesce(r.submitted_by::text, '') AS submitted_by,"
+    "   coalesce(r.deadline::text, '') AS deadline, it.inspection_id, i.status AS inspection_status, r.version,"
+    "   ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()) AS may_act, x.pending"
+    " FROM rectifications r CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM extension_requests e"
+    "   WHERE e.rectification_id = r.id AND e.status = 'pending') AS pending) x"
+    " JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
     " JOIN inspections i ON i.id = it.inspection_id"
     " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id")
     " FOR NO KEY UPDATE OF r";
+
+/* The value of column name of SQL_STATE's row. */
+#define COL(res, name) PQgetvalue(res, 0, PQfnumber(res, name))
 
 static int may(const struct rect *r, const char *action) {
   size_t i;
@@ -272,20 +276,20 @@ status rectification_act(struct call *c) {
   if (s != ST_OK)
     return s == ST_NOT_FOUND ? fail(c, s, "no such rectification") : resource_db_failure(c, s);
   /* A department acts on what is assigned to its units; what it only reads is, for acting, not there. */
-  if (strcmp(PQgetvalue(res, 0, 7), "t")) {
+  if (strcmp(COL(res, "may_act"), "t")) {
     PQclear(res);
     return fail(c, ST_NOT_FOUND, "no such rectification among those assigned to your units");
   }
-  int pending = !strcmp(PQgetvalue(res, 0, 8), "t");
+  int pending = !strcmp(COL(res, "pending"), "t");
   char inspection[16];
-  long version = strtol(PQgetvalue(res, 0, 6), NULL, 10);
-  snprintf(inspection, sizeof inspection, "%s", PQgetvalue(res, 0, 5));
+  long version = strtol(COL(res, "version"), NULL, 10);
+  snprintf(inspection, sizeof inspection, "%s", COL(res, "inspection_status"));
   struct rect r;
-  snprintf(r.status, sizeof r.status, "%s", PQgetvalue(res, 0, 0));
-  r.actions = c->allowed = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-  snprintf(r.submitted_by, sizeof r.submitted_by, "%s", PQgetvalue(res, 0, 2));
-  snprintf(r.deadline, sizeof r.deadline, "%s", PQgetvalue(res, 0, 3));
-  r.inspection_id = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+  snprintf(r.status, sizeof r.status, "%s", COL(res, "status"));
+  r.actions = c->allowed = json_loads(COL(res, "actions"), 0, NULL);
+  snprintf(r.submitted_by, sizeof r.submitted_by, "%s", COL(res, "submitted_by"));
+  snprintf(r.deadline, sizeof r.deadline, "%s", COL(res, "deadline"));
+  r.inspection_id = strtoll(COL(res, "inspection_id"), NULL, 10);
   PQclear(res);
   if (c->if_match && !etag_matches(c->if_match, version))
     return fail(c, ST_PRECONDITION_FAILED, "the rectification has changed since you read it (ETag \"%ld\")", version);

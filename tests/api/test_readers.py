@@ -138,16 +138,25 @@ ORDERS = {"deadline": "coalesce(deadline, 'infinity'::date), id", "-deadline":
 
 
 def pages_in_order(when, key):
-    """The user's ledger two rows at a time, in every order, is the rules' set in that order."""
-    u = world()["u"][key]
-    want = expected(u)
-    for sort, order in sorted(ORDERS.items()):
-        ids = db_owner("SELECT string_agg(id::text, ' ' ORDER BY %s) FROM rectifications WHERE id IN (%s)" % (
-            order, ",".join(str(i) for i in want) or "NULL"))
-        got = [x["id"] for x in u.client.list_all(API + "/rectifications?sort=" + urllib.parse.quote(sort),
-                                                   limit=2)]
-        eq(got, [int(x) for x in ids.split()], "%s: the ledger of the user of %s, sort=%s, 2 a page" % (
-            when, key, sort))
+    """The user's ledger two rows at a time, in every order, is the rules' set in that order; so
+    with a filter the ledger answers from rectification_readers alone (status) and with one it
+    answers through the filter's own index (inspection_id), and their totals."""
+    w = world()
+    u = w["u"][key]
+    want = ",".join(str(i) for i in expected(u)) or "NULL"
+    for filters, where in (({}, "true"), ({"status": "pending,in_progress"}, "status IN ('pending', 'in_progress')"),
+                           ({"inspection_id": w["I1"]}, "problem_id IN (SELECT p.id FROM problems p JOIN items it"
+                                                         " ON it.id = p.item_id WHERE it.inspection_id = %d)" % w["I1"])):
+        for sort, order in sorted(ORDERS.items()):
+            ids = db_owner("SELECT string_agg(id::text, ' ' ORDER BY %s) FROM rectifications WHERE id IN (%s)"
+                           " AND %s" % (order, want, where))
+            ids = [int(x) for x in ids.split()]
+            path = API + "/rectifications?" + urllib.parse.urlencode(dict(filters, sort=sort))
+            got = [x["id"] for x in u.client.list_all(path, limit=2)]
+            eq(got, ids, "%s: the ledger of the user of %s, %s, 2 a page" % (when, key, path))
+        r = u.client.get(path + "&include_total=true&limit=1")
+        expect_status(r, 200)
+        eq(r.json["total"], len(ids), "%s: the total of %s for the user of %s" % (when, path, key))
 
 
 @test
