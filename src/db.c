@@ -30,6 +30,12 @@ struct db_conn {
   struct prepared *prepared;             /* statements prepared on pg, a hash table by their text */
   size_t nprepared, cap;
   struct db_error err;
+  /* A transaction begun by db_begin_as goes to the server with its first statement, in one
+   * round trip; a read-only one's COMMIT is sent without waiting, its answer read before the
+   * connection's next statement. */
+  int begin_pending, read_only;
+  char *identity[3];                     /* scope, actor, role (owned) */
+  int commit_unread;
 };
 
 static struct {
@@ -42,6 +48,13 @@ static struct {
   atomic_llong down_until_ms;   /* after a failure, fail fast until then */
   atomic_llong suspect_since_ms; /* connections not heard from since then are pinged first */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .available = PTHREAD_COND_INITIALIZER};
+
+static void forget_identity(db_conn *c) {
+  for (int i = 0; i < 3; i++) {
+    free(c->identity[i]);
+    c->identity[i] = NULL;
+  }
+}
 
 /* A new connection has none of the old one's statements. */
 static void forget_prepared(db_conn *c) {
@@ -139,6 +152,7 @@ void db_pool_close(void) {
     if (pool.conns[i].pg)
       PQfinish(pool.conns[i].pg);
     forget_prepared(&pool.conns[i]);
+    forget_identity(&pool.conns[i]);
   }
   free(pool.conns);
   free(pool.free_list);
@@ -184,6 +198,8 @@ static status ensure_connected(db_conn *c) {
   char why[256];
   c->pg = connect_with_deadline(pool.cfg, CONNECT_DEADLINE_MS, why, sizeof why);
   c->broken = 0;
+  c->commit_unread = 0;
+  c->begin_pending = 0;
   forget_prepared(c);
   if (!c->pg) {
     mark_down();
@@ -222,7 +238,8 @@ void db_release(db_conn *c) {
     return;
   if (pool.cfg)
     c->deadline_ms = (int)pool.cfg->statement_timeout + 100;
-  if (c->pg && !c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+  c->begin_pending = 0;
+  if (c->pg && !c->broken && !c->commit_unread && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
     db_rollback(c);
   pthread_mutex_lock(&pool.lock);
   pool.free_list[pool.nfree++] = c;
@@ -297,18 +314,26 @@ static status classify(db_conn *c, PGresult *r) {
 
 /* Waits for the results of what was sent, at most until deadline; NULL when it passed (the
  * connection is then marked broken: a server that hangs is treated as gone). */
-static PGresult *wait_result(db_conn *c, long long deadline) {
-  PGresult *last = NULL, *r;
+/* Waits until a result can be read without blocking, at most until deadline; -1 when it
+ * passed (the connection is then marked broken: a server that hangs is treated as gone). */
+static int await_input(db_conn *c, long long deadline) {
   while (PQflush(c->pg) > 0 || PQisBusy(c->pg)) {
     long long left = deadline - now_ms();
     struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN | (PQflush(c->pg) > 0 ? POLLOUT : 0)};
     if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR)) {
       c->broken = 1;
-      return NULL;
+      return -1;
     }
     if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(c->pg))
       break;
   }
+  return 0;
+}
+
+static PGresult *wait_result(db_conn *c, long long deadline) {
+  PGresult *last = NULL, *r;
+  if (await_input(c, deadline))
+    return NULL;
   while ((r = PQgetResult(c->pg))) {
     /* keep the first error, else the last result */
     if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
@@ -356,6 +381,69 @@ static uint64_t text_hash(const char *s) {
   return h;
 }
 
+/* The transaction's identity (see db_begin_as). */
+static const char *SQL_IDENTITY = "SELECT set_config('ducha.scope', $1, true), set_config('ducha.actor', $2, true),"
+                                  " set_config('ducha.role', $3, true)";
+
+/* Sends the pending BEGIN and identity, then sql (prepared first as name when prepare), in one
+ * pipeline, and reads their answers: sql's result, or the first error. */
+static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char *const *params, long long deadline,
+                           const char *name, int *prepare, int binary) {
+  const char *begin = c->read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
+  PGresult *answer = NULL, *r;
+  int sent = PQenterPipelineMode(c->pg) && PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+             PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, (const char *const *)c->identity, NULL, NULL, 0) &&
+             (!*prepare || PQsendPrepare(c->pg, name, sql, nparams, NULL)) &&
+             (name ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
+                   : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary)) &&
+             PQpipelineSync(c->pg);
+  c->begin_pending = 0;
+  if (!sent) {
+    c->broken = 1;
+    return NULL;
+  }
+  /* each query's results end with NULL; the sync point ends the pipeline. The statement is
+   * prepared when its Parse (the third query) succeeded, whatever came after. */
+  int query = 0, parse = *prepare ? 2 : -1, queries = *prepare ? 4 : 3;
+  *prepare = 0;
+  for (int done = 0; !done;) {
+    if (await_input(c, deadline))
+      return answer; /* broken */
+    if (!(r = PQgetResult(c->pg))) {
+      if (PQstatus(c->pg) != CONNECTION_OK || ++query > queries) { /* gone mid-pipeline */
+        c->broken = 1;
+        return answer;
+      }
+      continue;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    done = st == PGRES_PIPELINE_SYNC;
+    if (query == parse && st == PGRES_COMMAND_OK)
+      *prepare = 1;
+    if (!done && st != PGRES_PIPELINE_ABORTED && (!answer || PQresultStatus(answer) != PGRES_FATAL_ERROR)) {
+      PQclear(answer);
+      answer = r;
+    } else {
+      PQclear(r);
+    }
+  }
+  PQexitPipelineMode(c->pg);
+  c->last_ok_ms = now_ms();
+  return answer;
+}
+
+/* Reads the answer to a COMMIT sent without waiting. */
+static int read_commit(db_conn *c, long long deadline) {
+  c->commit_unread = 0;
+  PGresult *r = wait_result(c, deadline);
+  if (!r)
+    return -1;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    y_log_message(Y_LOG_LEVEL_WARNING, "a read-only transaction did not commit: %s", PQresultErrorMessage(r));
+  PQclear(r);
+  return 0;
+}
+
 /* Runs sql, with prepare as a statement prepared once per connection and found again by its
  * text: parsing and planning the big read queries is half their cost. Without, it is planned
  * for its values each time: what lists with optional filters need, as one generic plan cannot
@@ -365,6 +453,30 @@ static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const
   long long deadline = now_ms() + deadline_ms;
   struct prepared *p = NULL;
   char name[24];
+  if (c->commit_unread && read_commit(c, deadline))
+    return NULL;
+  if (c->begin_pending) {
+    int fresh = 0;
+    if (prepare && pool.cfg->prepare && nparams > 0 && prepared_room(c)) {
+      uint64_t hash = text_hash(sql);
+      p = prepared_slot(c, sql, hash);
+      fresh = !p->text;
+      snprintf(name, sizeof name, "s%zu", fresh ? c->nprepared + 1 : p->number);
+      if (fresh) {
+        int prepared = 1;
+        PGresult *r = run_first(c, sql, nparams, params, deadline, name, &prepared, binary);
+        if (prepared && (p->text = strdup(sql))) {
+          p->hash = hash;
+          p->number = ++c->nprepared;
+        } else if (prepared) {
+          c->broken = 1; /* the server has a statement this side cannot name again */
+        }
+        return r;
+      }
+    }
+    int prepared = 0;
+    return run_first(c, sql, nparams, params, deadline, p ? name : NULL, &prepared, binary);
+  }
   if (prepare && pool.cfg->prepare && nparams > 0 && prepared_room(c)) {
     uint64_t hash = text_hash(sql);
     p = prepared_slot(c, sql, hash);
@@ -465,36 +577,47 @@ void db_bytea_text(const void *data, size_t len, char *out) {
 
 status db_begin(db_conn *c) { return db_exec(c, NULL, "BEGIN", 0, NULL); }
 
-/* The identity's values are checked here and sent as literals, so that BEGIN and the settings
- * go in one round trip (the simple protocol takes no parameters). */
+/* The identity's values are checked here; they go to the server with the first statement. */
 status db_begin_as(db_conn *c, const struct db_identity *who, int read_only) {
   const char *scope = who->scope ? who->scope : "";
   const char *role = who->role ? who->role : "";
   if (strspn(scope, "{},0123456789all") != strlen(scope) || strspn(role, "abcdefghijklmnopqrstuvwxyz") != strlen(role))
     return ST_INTERNAL;
-  size_t size = strlen(scope) + 512;
-  char *sql = malloc(size), actor[24] = "";
-  if (!sql)
-    return ST_INTERNAL;
+  char actor[24] = "";
   if (who->actor > 0)
     snprintf(actor, sizeof actor, "%lld", (long long)who->actor);
-  snprintf(sql, size,
-           "BEGIN%s; SELECT set_config('ducha.scope', '%s', true), set_config('ducha.actor', '%s', true),"
-           " set_config('ducha.role', '%s', true)",
-           read_only ? " ISOLATION LEVEL REPEATABLE READ READ ONLY" : "", scope, actor, role);
-  PGresult *r = NULL;
-  long long deadline = now_ms() + c->deadline_ms;
-  if (PQsendQuery(c->pg, sql))
-    r = wait_result(c, deadline);
-  free(sql);
-  status s = PQresultStatus(r) == PGRES_TUPLES_OK ? ST_OK : classify(c, r);
-  PQclear(r);
-  return s;
+  forget_identity(c);
+  c->identity[0] = strdup(scope);
+  c->identity[1] = strdup(actor);
+  c->identity[2] = strdup(role);
+  if (!c->identity[0] || !c->identity[1] || !c->identity[2])
+    return ST_INTERNAL;
+  c->read_only = read_only;
+  c->begin_pending = 1;
+  return ST_OK;
 }
 
-status db_commit(db_conn *c) { return db_exec(c, NULL, "COMMIT", 0, NULL); }
+/* A read-only transaction's COMMIT cannot fail for its writes: it is sent without waiting. */
+status db_commit(db_conn *c) {
+  if (c->begin_pending) { /* nothing was sent: nothing to commit */
+    c->begin_pending = 0;
+    return ST_OK;
+  }
+  if (c->read_only && PQtransactionStatus(c->pg) == PQTRANS_INTRANS) {
+    c->read_only = 0;
+    if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) {
+      c->broken = 1;
+      return ST_UNAVAILABLE;
+    }
+    c->commit_unread = 1;
+    return ST_OK;
+  }
+  return db_exec(c, NULL, "COMMIT", 0, NULL);
+}
 
 void db_rollback(db_conn *c) {
+  c->begin_pending = 0;
+  c->read_only = 0;
   if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
     PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3, 0, 0));
 }
