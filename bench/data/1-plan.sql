@@ -126,7 +126,8 @@ FROM (SELECT s.*,
              s.istatus = 'submitted' AND s.status IN ('pending', 'in_progress') AS takes_progress,
              (SELECT id FROM users u WHERE u.role = 'department' AND u.department_id = s.dept ORDER BY id LIMIT 1)
                AS dept_user
-      FROM (SELECT p.problem_id, p.ordinal::int AS ordinal, p.created, p.inspector, p.target, p.istatus, p.inspected_on,
+      FROM (SELECT p.problem_id, p.ordinal::int AS ordinal, p.inspection_id, p.created, p.inspector, p.target, p.istatus,
+                   p.inspected_on,
                    -- the inspected unit itself mostly, else any unit
                    CASE WHEN random() < 0.6 THEN p.target
                         ELSE units.a[1 + floor(random() * cardinality(units.a))::int] END AS dept,
@@ -137,7 +138,8 @@ FROM (SELECT s.*,
                            FROM (SELECT random() AS x) z WHERE p.problem_id IS NOT NULL) END AS status,
                    CASE WHEN random() < 0.88 THEN 0 ELSE 1 + (random() * 2)::int END AS urges,
                    random() AS r
-            FROM (SELECT pr.id AS problem_id, o AS ordinal, pr.created_at AS created, i.created_by AS inspector,
+            FROM (SELECT pr.id AS problem_id, o AS ordinal, i.id AS inspection_id, pr.created_at AS created,
+                         i.created_by AS inspector,
                          i.target_department_id AS target, i.status AS istatus, i.inspected_on
                   FROM problems pr JOIN items it ON it.id = pr.item_id JOIN inspections i ON i.id = it.inspection_id
                   CROSS JOIN LATERAL generate_series(1, 1 + floor(random() * 4)::int + (pr.id * 0)::int) o) p,

@@ -1,5 +1,7 @@
 -- The data set bench/run measures on, part 2 of 3: the rectifications planned by part 1, with
--- the ids it gave them; one session per CPU, each inserting the rows with id % :parts = :part.
+-- the ids it gave them; one session per CPU, each inserting those of the inspections with
+-- id % :parts = :part (two sessions writing to one inspection would deadlock on its form
+-- version, which every change of its rectifications counts up).
 --   psql -v part=0 -v parts=2 -f bench/data/2-rectifications.sql
 -- Every trigger of rectifications runs: search_text and search_grams, the history rows, the
 -- readers; only the secondary indexes wait for part 3.
@@ -25,5 +27,5 @@ SELECT s.id, s.problem_id, s.ordinal, ducha_bench.sentence(10 + (random() * 6)::
             WHEN s.status = 'submitted' THEN s.done ELSE s.created + (now() - s.created) * s.r END
 FROM (SELECT s.*, least(s.created + (s.deadline - s.inspected_on) * interval '1 day' * (0.5 + s.r * 0.7),
                         now() - interval '4 days') AS done
-      FROM ducha_bench.rplan s WHERE s.id % :parts = :part) s
+      FROM ducha_bench.rplan s WHERE s.inspection_id % :parts = :part) s
 ORDER BY s.id;
