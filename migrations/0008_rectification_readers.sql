@@ -40,21 +40,19 @@ CREATE VIEW rectification_reader_reasons (rectification_id, department_id) AS
   FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id
   JOIN inspections i ON i.id = it.inspection_id;
 
--- Makes the rows of these rectifications what the rules say, copies included.
-CREATE FUNCTION ducha_rectification_readers_refresh(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+-- Makes the rows of a rectification what the rules say, copies included. One rectification a
+-- call, with an equality: its statements are planned once per connection (an array would be
+-- planned again for every call).
+CREATE FUNCTION ducha_rectification_readers_refresh(r_id bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  IF coalesce(cardinality(ids), 0) = 0 THEN
-    RETURN;
-  END IF;
   DELETE FROM rectification_readers x
-  WHERE x.rectification_id = ANY (ids)
-    AND (x.rectification_id, x.department_id) NOT IN (
-      SELECT w.rectification_id, w.department_id FROM rectification_reader_reasons w
-      WHERE w.rectification_id = ANY (ids));
+  WHERE x.rectification_id = r_id
+    AND x.department_id NOT IN (SELECT w.department_id FROM rectification_reader_reasons w
+                                WHERE w.rectification_id = r_id);
   INSERT INTO rectification_readers AS x (rectification_id, department_id, deadline, updated_at, status)
   SELECT w.rectification_id, w.department_id, r.deadline, r.updated_at, r.status
   FROM rectification_reader_reasons w JOIN rectifications r ON r.id = w.rectification_id
-  WHERE w.rectification_id = ANY (ids)
+  WHERE w.rectification_id = r_id
   ON CONFLICT (rectification_id, department_id) DO UPDATE
     SET deadline = excluded.deadline, updated_at = excluded.updated_at, status = excluded.status
     WHERE (x.deadline, x.updated_at, x.status) IS DISTINCT FROM (excluded.deadline, excluded.updated_at, excluded.status);
@@ -80,17 +78,32 @@ END $$;
 CREATE TRIGGER rectification_readers_insert AFTER INSERT ON rectifications
   FOR EACH ROW EXECUTE FUNCTION rectification_readers_insert();
 
--- Another responsible unit (reassign, merge, PATCH) or another problem: the reasons again. The
--- unit it leaves keeps reading it through rectification_assignments.
-CREATE FUNCTION rectification_readers_refresh_row() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Another responsible unit (reassign, merge, PATCH): the new unit reads it; the unit it leaves
+-- keeps reading it through rectification_assignments (rectifications_history wrote the row when
+-- it became responsible), unless it has no reason left. Another problem: the reasons again.
+-- Single-row statements: a merge runs them for each rectification it hands over.
+CREATE FUNCTION rectification_readers_reasons() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM ducha_rectification_readers_refresh(ARRAY[NEW.id]);
+  IF NEW.problem_id IS DISTINCT FROM OLD.problem_id THEN
+    PERFORM ducha_rectification_readers_refresh(NEW.id);
+    RETURN NULL;
+  END IF;
+  INSERT INTO rectification_readers (rectification_id, department_id, deadline, updated_at, status)
+  VALUES (NEW.id, NEW.responsible_department_id, NEW.deadline, NEW.updated_at, NEW.status)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM rectification_readers x
+  WHERE x.rectification_id = NEW.id AND x.department_id = OLD.responsible_department_id
+    AND NOT EXISTS (SELECT 1 FROM rectification_assignments a
+                    WHERE a.rectification_id = NEW.id AND a.department_id = OLD.responsible_department_id)
+    AND NOT EXISTS (SELECT 1 FROM problems p JOIN items it ON it.id = p.item_id
+                    JOIN inspections i ON i.id = it.inspection_id
+                    WHERE p.id = NEW.problem_id AND i.target_department_id = OLD.responsible_department_id);
   RETURN NULL;
 END $$;
 CREATE TRIGGER rectification_readers_reasons AFTER UPDATE OF responsible_department_id, problem_id ON rectifications
   FOR EACH ROW WHEN (OLD.responsible_department_id IS DISTINCT FROM NEW.responsible_department_id
                      OR OLD.problem_id IS DISTINCT FROM NEW.problem_id)
-  EXECUTE FUNCTION rectification_readers_refresh_row();
+  EXECUTE FUNCTION rectification_readers_reasons();
 
 -- The copies follow every change of the rectification.
 CREATE FUNCTION rectification_readers_keys() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -113,9 +126,10 @@ BEGIN
     WHERE r.id = NEW.rectification_id
     ON CONFLICT DO NOTHING;
   ELSIF TG_OP = 'UPDATE' THEN
-    PERFORM ducha_rectification_readers_refresh(ARRAY[OLD.rectification_id, NEW.rectification_id]);
+    PERFORM ducha_rectification_readers_refresh(OLD.rectification_id);
+    PERFORM ducha_rectification_readers_refresh(NEW.rectification_id);
   ELSE
-    PERFORM ducha_rectification_readers_refresh(ARRAY[OLD.rectification_id]);
+    PERFORM ducha_rectification_readers_refresh(OLD.rectification_id);
   END IF;
   RETURN NULL;
 END $$;
@@ -127,14 +141,14 @@ CREATE TRIGGER rectification_assignments_readers AFTER INSERT OR UPDATE OR DELET
 CREATE FUNCTION rectification_readers_of_parent() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_TABLE_NAME = 'inspections' THEN
-    PERFORM ducha_rectification_readers_refresh(array_agg(r.id))
+    PERFORM ducha_rectification_readers_refresh(r.id)
     FROM items it JOIN problems p ON p.item_id = it.id JOIN rectifications r ON r.problem_id = p.id
     WHERE it.inspection_id = NEW.id;
   ELSIF TG_TABLE_NAME = 'items' THEN
-    PERFORM ducha_rectification_readers_refresh(array_agg(r.id))
+    PERFORM ducha_rectification_readers_refresh(r.id)
     FROM problems p JOIN rectifications r ON r.problem_id = p.id WHERE p.item_id = NEW.id;
   ELSE
-    PERFORM ducha_rectification_readers_refresh(array_agg(r.id)) FROM rectifications r WHERE r.problem_id = NEW.id;
+    PERFORM ducha_rectification_readers_refresh(r.id) FROM rectifications r WHERE r.problem_id = NEW.id;
   END IF;
   RETURN NULL;
 END $$;

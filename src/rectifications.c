@@ -171,15 +171,22 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND ($10::text IS NULL OR (r.search_grams @> ducha_query_ngrams($10)"                     \
   "        AND r.search_text ILIKE ducha_contains($10)))"
 #define DEADLINE_KEY(t) "coalesce(" t ".deadline, 'infinity'::date)"
-/* Staff see every row: their pages walk the rectifications in the page's order. A department
- * user's pages with a filter that picks rows by what they belong to (units, inspection, target,
- * task, batch) or by their text do the same, or start from that filter's index, whichever the
- * planner finds cheaper, and keep the rows one of the caller's units reads
- * (rectification_readers, migrations/0008). */
+/* The problem, item and inspection of the filters are LEFT JOINs (every rectification has them),
+ * which PostgreSQL drops when no filter needs them. */
+#define FROM_RL                                                                                \
+  " FROM rectifications r LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id" \
+  " LEFT JOIN inspections i ON i.id = it.inspection_id"
+/* Staff see every row: their pages walk the rectifications in the page's order, or start from a
+ * filter's index, whichever the planner finds cheaper. A department user's pages with a filter
+ * that picks rows by what they belong to (units, inspection, target, task, batch) or by their
+ * text do the same, and keep the rows one of the caller's units reads (rectification_readers,
+ * migrations/0008). The page's rows are found first and only they are joined for their JSON. */
 #define PAGE_L(key, op, dir, type, visible)                                                    \
-  "SELECT r.id, " JSON_OF_R ", " key "::text" FROM_R FILTER_L visible                          \
-  " AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"         \
-  " ORDER BY " key " " dir ", r.id " dir " LIMIT $13"
+  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_R                                             \
+  " JOIN (SELECT r.id, " key " AS key" FROM_RL FILTER_L visible                               \
+  "   AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"       \
+  "   ORDER BY " key " " dir ", r.id " dir " LIMIT $13) v ON v.id = r.id"                       \
+  " ORDER BY v.key " dir ", v.id " dir
 #define READ_BY_SCOPE                                                                          \
   " AND r.id IN (SELECT x.rectification_id FROM rectification_readers x WHERE x.department_id = ANY (ducha_scope()))"
 /* Without such a filter, a department user's page starts from rectification_readers, which keeps
@@ -215,18 +222,16 @@ static const char *const LEDGER_PAGES[3][4] = {
   {PAGE_BY_UNIT_L(DEADLINE_KEY("x"), ">", "ASC", "date"), PAGE_BY_UNIT_L(DEADLINE_KEY("x"), "<", "DESC", "date"),
    PAGE_BY_UNIT_L("x.updated_at", ">", "ASC", "timestamptz"), PAGE_BY_UNIT_L("x.updated_at", "<", "DESC", "timestamptz")},
   PAGES_L(READ_BY_SCOPE)};
-/* An exact count of a large result joins every row; past TOTAL_CAP it says TOTAL_CAP. The problem,
- * item and inspection are LEFT JOINs (every rectification has them), dropped when no filter needs
- * them. A department user's counts count a rectification its units read once, however many of
- * them read it: without a filter of FILTERED_BY from the index of rectification_readers alone. */
+/* An exact count of a large result joins every row; past TOTAL_CAP it says TOTAL_CAP. A
+ * department user's count counts a rectification once however many of its units read it
+ * (DISTINCT). Without a filter of FILTERED_BY it reads the index of rectification_readers alone,
+ * unit by unit, at most TOTAL_CAP rows of each: one unit with that many is enough for the cap. */
 #define TOTAL_CAP "10000"
-#define FROM_RL                                                                                \
-  " FROM rectifications r LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id" \
-  " LEFT JOIN inspections i ON i.id = it.inspection_id"
 static const char *const LEDGER_COUNTS[3] = {
   "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L " LIMIT " TOTAL_CAP ") s",
-  "SELECT count(*) FROM (SELECT DISTINCT x.rectification_id FROM rectification_readers x" FILTER_X
-  " AND x.department_id = ANY (ducha_scope()) LIMIT " TOTAL_CAP ") s",
+  "SELECT count(*) FROM (SELECT DISTINCT y.id FROM unnest(ducha_scope()) s(unit), LATERAL ("
+  "   SELECT x.rectification_id AS id FROM rectification_readers x" FILTER_X " AND x.department_id = s.unit"
+  "   LIMIT " TOTAL_CAP ") y LIMIT " TOTAL_CAP ") s",
   "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L READ_BY_SCOPE " LIMIT " TOTAL_CAP ") s"};
 /* The filters (indexes of LEDGER_FILTERS) that send a department user's ledger to the third form:
  * the rows they pick are found through their own indexes, not by walking the units' rows. */

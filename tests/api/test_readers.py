@@ -233,6 +233,10 @@ def the_triggers_follow_the_changes_the_api_does_not_make():
             "UPDATE rectifications SET responsible_department_id = %d, deadline = deadline + 3, updated_at = now()"
             " WHERE id = %d" % (d["T2"], r["t1"]),
         "a rectification deleted": "DELETE FROM rectifications WHERE id = %d" % r["x3"],
+        # the unit it leaves has no reason left: neither assigned before (its row gone) nor target
+        "a responsible unit left without an assignment":
+            "DELETE FROM rectification_assignments WHERE rectification_id = %d; UPDATE rectifications"
+            " SET responsible_department_id = %d, updated_at = now() WHERE id = %d" % (r["x1"], d["T2"], r["x1"]),
     }
     for what, sql in sorted(changes.items()):
         out = db_owner("BEGIN; SET CONSTRAINTS ALL DEFERRED; %s; SELECT 'diff', (%s); ROLLBACK" % (sql, DIFF))
