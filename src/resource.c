@@ -57,35 +57,36 @@ status resource_db_failure(struct call *c, status s) {
 
 static const struct resource *res_of(const struct call *c) { return c->route->resource; }
 
-status resource_load(struct call *c, const struct resource *r, int64_t id) {
+/* Row id of r: (version, json) in *res (caller clears it), and the version as the ETag. */
+static status get_row(struct call *c, const struct resource *r, int64_t id, PGresult **res) {
   struct num n = num(id);
   const char *params[] = {n.s};
-  PGresult *res;
-  status s = db_row(c->db, &res, r->sql_get, 1, params);
+  status s = db_row(c->db, res, r->sql_get, 1, params);
   if (s == ST_NOT_FOUND)
     return fail(c, s, "no such %s", r->name);
   if (s != ST_OK)
     return resource_db_failure(c, s);
-  json_error_t err;
+  c->etag = strtol(PQgetvalue(*res, 0, 0), NULL, 10);
+  return ST_OK;
+}
+
+status resource_load(struct call *c, const struct resource *r, int64_t id) {
+  PGresult *res;
+  status s = get_row(c, r, id, &res);
+  if (s != ST_OK)
+    return s;
   json_decref(c->result);
-  c->result = json_loads(PQgetvalue(res, 0, 1), 0, &err);
-  c->etag = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+  c->result = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
   PQclear(res);
   return c->result ? ST_OK : fail(c, ST_INTERNAL, "could not read the %s", r->name);
 }
 
 /* A read: the JSON PostgreSQL built goes to the client as it is, never parsed here. */
 status res_get(struct call *c) {
-  const struct resource *r = res_of(c);
-  struct num n = num(c->id);
-  const char *params[] = {n.s};
   PGresult *res;
-  status s = db_row(c->db, &res, r->sql_get, 1, params);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such %s", r->name);
+  status s = get_row(c, res_of(c), c->id, &res);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
-  c->etag = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    return s;
   s = resource_text(c, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
   PQclear(res);
   return s;
