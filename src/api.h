@@ -114,6 +114,9 @@ status fail(struct call *c, status s, const char *fmt, ...) __attribute__((forma
 /* Adds one {pointer, message} and returns ST_INVALID. */
 status invalid(struct call *c, const char *pointer, const char *message);
 
+/* 1 when the client's If-None-Match names c->etag_text (or is *): its copy is current, 304. */
+int call_not_modified(const struct call *c);
+
 /* 1 once SIGTERM came: the service is draining. */
 int service_stopping(void);
 

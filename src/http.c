@@ -41,6 +41,11 @@ static atomic_int stopping; /* SIGTERM came: /readyz says so, responses close th
 
 int service_stopping(void) { return atomic_load(&stopping); }
 
+int call_not_modified(const struct call *c) {
+  return c->if_none_match && c->etag_text[0] &&
+         (list_has(c->if_none_match, c->etag_text) || list_has(c->if_none_match, "*"));
+}
+
 static long long now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -219,8 +224,7 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
     snprintf(c->etag_text, sizeof c->etag_text, "\"%ld\"", c->etag);
   if (c->etag_text[0]) {
     u_map_put(resp->map_header, "ETag", c->etag_text);
-    if (c->if_none_match && rt && !strcmp(rt->method, "GET") &&
-        (list_has(c->if_none_match, c->etag_text) || list_has(c->if_none_match, "*"))) {
+    if (rt && !strcmp(rt->method, "GET") && call_not_modified(c)) {
       set_body(resp, x, 304, NULL, NULL); /* the client's copy is current */
       return;
     }

@@ -306,7 +306,7 @@ status inspection_form(struct call *c) {
   if (s != ST_OK)
     return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
   snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
-  if (c->if_none_match && (list_has(c->if_none_match, c->etag_text) || list_has(c->if_none_match, "*")))
+  if (call_not_modified(c))
     return ST_OK; /* 304: the client's copy is current */
   PGresult *r;
   s = db_row(c->db, &r, SQL_FORM, 1, params);
