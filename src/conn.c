@@ -73,16 +73,52 @@ static void address_text(const struct sockaddr *sa, char *out, size_t size) {
 
 /* ---- per-address limit --------------------------------------------------------------------- */
 
+/* Open connections per client address, so that an accept costs one lookup, not a walk over
+ * every connection (under g.lock). */
+#define ADDRESS_BUCKETS 1024
+
+struct address_count {
+  struct address_count *next;
+  long open;
+  char address[INET6_ADDRSTRLEN];
+};
+
+static struct address_count *address_buckets[ADDRESS_BUCKETS];
+
+static struct address_count **address_slot(const char *address) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = address; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  struct address_count **e = &address_buckets[h % ADDRESS_BUCKETS];
+  while (*e && strcmp((*e)->address, address))
+    e = &(*e)->next;
+  return e;
+}
+
+/* Counts one more (delta 1) or one fewer (-1) open connection from address. */
+static void address_count(const char *address, int delta) {
+  struct address_count **e = address_slot(address);
+  if (!*e && delta > 0 && (*e = calloc(1, sizeof **e)))
+    snprintf((*e)->address, sizeof (*e)->address, "%s", address);
+  if (!*e)
+    return;
+  (*e)->open += delta;
+  if ((*e)->open <= 0) {
+    struct address_count *gone = *e;
+    *e = gone->next;
+    free(gone);
+  }
+}
+
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len) {
   (void)cls, (void)len;
   char address[INET6_ADDRSTRLEN];
   address_text(addr, address, sizeof address);
   if (g.limits.per_address <= 0 || proxies_has(g.limits.trusted, address))
     return MHD_YES;
-  long open = 0;
   pthread_mutex_lock(&g.lock);
-  for (struct conn *c = g.conns; c; c = c->next)
-    open += !strcmp(c->address, address);
+  struct address_count *e = *address_slot(address);
+  long open = e ? e->open : 0;
   pthread_mutex_unlock(&g.lock);
   return open < g.limits.per_address ? MHD_YES : MHD_NO;
 }
@@ -106,6 +142,7 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
     if (g.conns)
       g.conns->prev = c;
     g.conns = c;
+    address_count(c->address, 1);
     pthread_mutex_unlock(&g.lock);
     *socket_context = c;
     return;
@@ -121,6 +158,7 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
     g.conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
+  address_count(c->address, -1);
   pthread_mutex_unlock(&g.lock);
   if (c->counted)
     atomic_fetch_sub(&g.in_flight, 1);
