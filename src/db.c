@@ -34,7 +34,8 @@ struct db_conn {
    * round trip; a read-only one's COMMIT is sent without waiting, its answer read before the
    * connection's next statement. */
   int begin_pending, read_only;
-  char *identity[3];                     /* scope, actor, role (owned) */
+  const char *identity[3];               /* scope, actor, role: the caller's, until the first statement */
+  char actor[24];
   int commit_unread;
 };
 
@@ -48,13 +49,6 @@ static struct {
   atomic_llong down_until_ms;   /* after a failure, fail fast until then */
   atomic_llong suspect_since_ms; /* connections not heard from since then are pinged first */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .available = PTHREAD_COND_INITIALIZER};
-
-static void forget_identity(db_conn *c) {
-  for (int i = 0; i < 3; i++) {
-    free(c->identity[i]);
-    c->identity[i] = NULL;
-  }
-}
 
 /* A new connection has none of the old one's statements. */
 static void forget_prepared(db_conn *c) {
@@ -152,7 +146,6 @@ void db_pool_close(void) {
     if (pool.conns[i].pg)
       PQfinish(pool.conns[i].pg);
     forget_prepared(&pool.conns[i]);
-    forget_identity(&pool.conns[i]);
   }
   free(pool.conns);
   free(pool.free_list);
@@ -392,7 +385,7 @@ static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char 
   const char *begin = c->read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
   PGresult *answer = NULL, *r;
   int sent = PQenterPipelineMode(c->pg) && PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
-             PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, (const char *const *)c->identity, NULL, NULL, 0) &&
+             PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, c->identity, NULL, NULL, 0) &&
              (!*prepare || PQsendPrepare(c->pg, name, sql, nparams, NULL)) &&
              (name ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
                    : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary)) &&
@@ -577,21 +570,14 @@ void db_bytea_text(const void *data, size_t len, char *out) {
 
 status db_begin(db_conn *c) { return db_exec(c, NULL, "BEGIN", 0, NULL); }
 
-/* The identity's values are checked here; they go to the server with the first statement. */
+/* Nothing is sent yet: the identity goes to the server, as parameters, with the first statement. */
 status db_begin_as(db_conn *c, const struct db_identity *who, int read_only) {
-  const char *scope = who->scope ? who->scope : "";
-  const char *role = who->role ? who->role : "";
-  if (strspn(scope, "{},0123456789all") != strlen(scope) || strspn(role, "abcdefghijklmnopqrstuvwxyz") != strlen(role))
-    return ST_INTERNAL;
-  char actor[24] = "";
+  c->actor[0] = '\0';
   if (who->actor > 0)
-    snprintf(actor, sizeof actor, "%lld", (long long)who->actor);
-  forget_identity(c);
-  c->identity[0] = strdup(scope);
-  c->identity[1] = strdup(actor);
-  c->identity[2] = strdup(role);
-  if (!c->identity[0] || !c->identity[1] || !c->identity[2])
-    return ST_INTERNAL;
+    snprintf(c->actor, sizeof c->actor, "%lld", (long long)who->actor);
+  c->identity[0] = who->scope ? who->scope : "";
+  c->identity[1] = c->actor;
+  c->identity[2] = who->role ? who->role : "";
   c->read_only = read_only;
   c->begin_pending = 1;
   return ST_OK;

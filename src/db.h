@@ -69,7 +69,8 @@ struct db_identity {
   const char *role;
 };
 /* BEGIN (REPEATABLE READ READ ONLY when read_only: one snapshot) with the identity set for this
- * transaction only, in one round trip. */
+ * transaction only, sent with the transaction's first statement (who's strings must live until
+ * then). */
 status db_begin_as(db_conn *c, const struct db_identity *who, int read_only) __attribute__((warn_unused_result));
 status db_commit(db_conn *c) __attribute__((warn_unused_result));
 void db_rollback(db_conn *c);
