@@ -348,7 +348,14 @@ def form_etag_changes_with_every_change_and_answers_304():
         expect_status(r, 200)
         tag = r.h("ETag")
         check(tag and tag not in tags, "%s: a new ETag (%s, before %s)" % (label, tag, tags))
-        r2 = ctx.admin.get(url, headers={"If-None-Match": tag})
+        # The tag counts every department's renames, and other suites create departments in the
+        # same database meanwhile: a 200 is right only with a tag that moved on; then ask again.
+        for _ in range(5):
+            r2 = ctx.admin.get(url, headers={"If-None-Match": tag})
+            if r2.status != 200:
+                break
+            check(r2.h("ETag") != tag, "%s: a 200 to If-None-Match carries a new ETag" % label)
+            r, tag = r2, r2.h("ETag")
         eq(r2.status, 304, "%s: unchanged form answers 304" % label)
         eq(r2.body, b"", "a 304 has no body")
         tags.append(tag)
