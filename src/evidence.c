@@ -57,27 +57,21 @@ const struct qparam EVIDENCE_UPLOAD_PARAMS[] = {
   {0},
 };
 
-/* Where the file may go: a rectification being worked on (by its unit, or staff) of a
- * submitted inspection, optionally one of its progress updates; or an item of an inspection
+/* Where the file may go: a rectification its caller may work on now (RECTIFICATION_WORK,
+ * resources.h), optionally to one of its progress updates; or an item of an inspection
  * that has not closed. Checked twice: without a lock before the bytes are stored, and again
  * under a share lock at the end (the _LOCKED forms), so that uploads to one rectification do
  * not wait for each other while a state change still cannot slip in before the commit. */
-#define TARGET_RECTIFICATION                                                                   \
-  "SELECT CASE WHEN i.status NOT IN ('submitted', 'closed') THEN 'inspection ' || i.status"   \
-  "  WHEN r.status NOT IN ('pending', 'in_progress') THEN r.status"                            \
-  "  WHEN $2::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM progress_updates g"             \
-  "    WHERE g.id = $2 AND g.rectification_id = r.id) THEN 'no_progress' ELSE 'ok' END"        \
-  " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
-  " JOIN inspections i ON i.id = it.inspection_id"                                             \
-  " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id") \
-  "   AND (ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()))"
+#define TARGET_RECTIFICATION(lock)                                                             \
+  RECTIFICATION_WORK("  WHEN $2::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM progress_updates g" \
+                     "    WHERE g.id = $2 AND g.rectification_id = x.id) THEN 'no_progress'", lock)
 #define TARGET_ITEM                                                                            \
   "SELECT CASE WHEN i.status = 'closed' THEN 'inspection closed' ELSE 'ok' END"                \
   " FROM items it JOIN inspections i ON i.id = it.inspection_id"                               \
   " WHERE it.id = $1 AND ducha_in_scope(i.target_department_id) AND $2::bigint IS NULL"
 
-static const char *SQL_TARGET_RECTIFICATION = TARGET_RECTIFICATION;
-static const char *SQL_TARGET_RECTIFICATION_LOCKED = TARGET_RECTIFICATION " FOR SHARE OF r";
+static const char *SQL_TARGET_RECTIFICATION = TARGET_RECTIFICATION("");
+static const char *SQL_TARGET_RECTIFICATION_LOCKED = TARGET_RECTIFICATION(" FOR SHARE OF x");
 static const char *SQL_TARGET_ITEM = TARGET_ITEM;
 static const char *SQL_TARGET_ITEM_LOCKED = TARGET_ITEM " FOR SHARE OF i";
 

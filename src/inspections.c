@@ -48,8 +48,7 @@ const struct qparam INSPECTION_FILTERS[] = {
   "   'not_completed', count(*) FILTER (WHERE it.completion = 'not_completed'),"               \
   "   'not_assessed', count(*) FILTER (WHERE it.completion = 'not_assessed'),"                 \
   "   'problems', (SELECT count(*) FROM problems p JOIN items pi ON pi.id = p.item_id WHERE pi.inspection_id = i.id)," \
-  "   'rectifications', (SELECT count(*) FROM rectifications r JOIN problems p ON p.id = r.problem_id" \
-  "     JOIN items ri ON ri.id = p.item_id WHERE ri.inspection_id = i.id))"                   \
+  "   'rectifications', (SELECT count(*) FROM rectification_rows r WHERE r.inspection_id = i.id))" \
   "   FROM items it WHERE it.inspection_id = i.id),"                                           \
   " 'created_at', i.created_at, 'updated_at', i.updated_at)"
 #define FROM_I                                                                                 \
@@ -228,16 +227,14 @@ status inspection_start(struct call *c) {
 }
 
 static const char *SQL_MISSING_DEADLINES =
-    "SELECT r.id FROM rectifications r JOIN problems p ON p.id = r.problem_id"
-    " JOIN items it ON it.id = p.item_id WHERE it.inspection_id = $1 AND r.deadline IS NULL ORDER BY r.id";
+    "SELECT r.id FROM rectification_rows r WHERE r.inspection_id = $1 AND r.deadline IS NULL ORDER BY r.id";
 
 /* Submitted findings are final; with no rectification to track the inspection closes at once. */
 static const char *SQL_SUBMIT =
     "UPDATE inspections i SET submitted_at = now(), updated_at = now(), version = version + 1,"
     " status = CASE WHEN x.n > 0 THEN 'submitted' ELSE 'closed' END,"
     " closed_at = CASE WHEN x.n > 0 THEN NULL ELSE now() END"
-    " FROM (SELECT count(*) AS n FROM rectifications r JOIN problems p ON p.id = r.problem_id"
-    "       JOIN items it ON it.id = p.item_id WHERE it.inspection_id = $1) x"
+    " FROM (SELECT count(*) AS n FROM rectification_rows r WHERE r.inspection_id = $1) x"
     " WHERE i.id = $1";
 
 status inspection_submit(struct call *c) {

@@ -21,23 +21,17 @@ static const struct field CREATE[] = {
   " 'created_at', g.created_at, 'evidence', " EVIDENCE_BRIEF ")"
 #define FROM_G " FROM progress_updates g LEFT JOIN users u ON u.id = g.author_id"
 
-/* Progress is reported while the work goes on, once the findings are final; a percent lower
- * than the last one needs a reason. */
-static const char *SQL_CAN_REPORT =
-    "SELECT CASE WHEN i.status NOT IN ('submitted', 'closed') THEN 'not_yet'"
-    "  WHEN r.status NOT IN ('pending', 'in_progress') THEN r.status"
-    "  WHEN $2::int < coalesce((SELECT g.percent FROM progress_updates g WHERE g.rectification_id = r.id"
-    "    ORDER BY g.id DESC LIMIT 1), 0) AND $3::text IS NULL THEN 'lower' ELSE 'ok' END"
-    " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
-    " JOIN inspections i ON i.id = it.inspection_id"
-    " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id")
-    "   AND (ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()))"
-    " FOR NO KEY UPDATE OF r";
+/* Who may report and when: RECTIFICATION_WORK (resources.h); a percent lower than the last
+ * one needs a reason. */
+static const char *SQL_CAN_REPORT = RECTIFICATION_WORK(
+    "  WHEN $2::int < coalesce((SELECT g.percent FROM progress_updates g WHERE g.rectification_id = x.id"
+    "    ORDER BY g.id DESC LIMIT 1), 0) AND $3::text IS NULL THEN 'lower'",
+    " FOR NO KEY UPDATE OF x");
 
 static status before_create(struct call *c) {
   struct num id = num(c->id), percent = num(json_integer_value(json_object_get(c->body, "percent")));
   const char *params[] = {id.s, percent.s, json_string_value(json_object_get(c->body, "reason"))};
-  char verdict[16];
+  char verdict[40];
   status s = db_value(c->db, verdict, sizeof verdict, SQL_CAN_REPORT, 3, params);
   if (s == ST_NOT_FOUND)
     return fail(c, s, "no such rectification");

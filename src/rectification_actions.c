@@ -92,9 +92,8 @@ static const char *SQL_CLOSE =
 /* An inspection whose findings are all put right closes itself. */
 static const char *SQL_CLOSE_INSPECTION =
     "UPDATE inspections i SET status = 'closed', closed_at = now(), updated_at = now(), version = version + 1"
-    " WHERE i.id = $1 AND i.status = 'submitted' AND NOT EXISTS (SELECT 1 FROM rectifications r"
-    "   JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
-    "   WHERE it.inspection_id = i.id AND r.status <> 'closed')"
+    " WHERE i.id = $1 AND i.status = 'submitted' AND NOT EXISTS (SELECT 1 FROM rectification_rows r"
+    "   WHERE r.inspection_id = i.id AND r.status <> 'closed')"
     " RETURNING id";
 
 static status inspection_moved(struct call *c, struct rect *r, const char *sql, const char *action,
@@ -217,38 +216,45 @@ static status revoke(struct call *c, struct rect *r) {
   return s == ST_OK ? inspection_moved(c, r, SQL_REOPEN_INSPECTION, "reopen", "closed", "submitted") : s;
 }
 
-static const struct action {
-  const char *name;
+struct action {
+  const char *name; /* as in its path and in the audit trail */
   const struct field *fields;
   status (*apply)(struct call *c, struct rect *r);
-} ACTIONS[] = {
-  {"start", NOTE, start},
-  {"submit", NOTE, submit},
-  {"close", OPINION, close_},
-  {"reject", REASON, reject},
-  {"request-extension", REQUEST, request_extension},
-  {"extend", EXTEND, extend},
-  {"refuse-extension", REASON, refuse_extension},
-  {"reassign", REASSIGN, reassign},
-  {"urge", NOTE, urge},
-  {"revoke", REASON, revoke},
 };
+
+static status act(struct call *c, const struct action *a);
+
+/* The route of each action names its handler (routes.c), which gives act() the action. */
+#define ACTION(fn, name, fields, apply)                                                        \
+  status rectification_##fn(struct call *c) {                                                  \
+    static const struct action a = {name, fields, apply};                                      \
+    return act(c, &a);                                                                         \
+  }
+ACTION(start, "start", NOTE, start)
+ACTION(submit, "submit", NOTE, submit)
+ACTION(close, "close", OPINION, close_)
+ACTION(reject, "reject", REASON, reject)
+ACTION(request_extension, "request-extension", REQUEST, request_extension)
+ACTION(extend, "extend", EXTEND, extend)
+ACTION(refuse_extension, "refuse-extension", REASON, refuse_extension)
+ACTION(reassign, "reassign", REASSIGN, reassign)
+ACTION(urge, "urge", NOTE, urge)
+ACTION(revoke, "revoke", REASON, revoke)
 
 /* ---- the one handler ------------------------------------------------------------------------ */
 
 /* Locks the rectification (only: actions come after the findings are final, when no edit of
  * the numbered lists locks in the other order). */
 static const char *SQL_STATE =
-    "SELECT r.status, to_json(ducha_rectification_actions(r.status, r.responsible_department_id, r.submitted_by,"
-    "   x.pending))::text AS actions, coalesce(r.submitted_by::text, '') AS submitted_by,"
-    "   coalesce(r.deadline::text, '') AS deadline, it.inspection_id, i.status AS inspection_status, r.version,"
-    "   ducha_scope() IS NULL OR r.responsible_department_id = ANY (ducha_scope()) AS may_act, x.pending"
-    " FROM rectifications r CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM extension_requests e"
-    "   WHERE e.rectification_id = r.id AND e.status = 'pending') AS pending) x"
-    " JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
-    " JOIN inspections i ON i.id = it.inspection_id"
-    " WHERE r.id = $1 AND " RECTIFICATION_VISIBLE("r.id")
-    " FOR NO KEY UPDATE OF r";
+    "SELECT x.status, to_json(ducha_rectification_actions(x.status, x.responsible_department_id, x.submitted_by,"
+    "   e.pending))::text AS actions, coalesce(x.submitted_by::text, '') AS submitted_by,"
+    "   coalesce(x.deadline::text, '') AS deadline, r.inspection_id, r.inspection_status, x.version,"
+    "   " RECTIFICATION_ASSIGNED("x") " AS may_act, e.pending"
+    " FROM rectifications x JOIN rectification_rows r ON r.id = x.id"
+    " CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM extension_requests e"
+    "   WHERE e.rectification_id = x.id AND e.status = 'pending') AS pending) e"
+    " WHERE x.id = $1 AND " RECTIFICATION_VISIBLE("x.id")
+    " FOR NO KEY UPDATE OF x";
 
 /* The value of column name of SQL_STATE's row. */
 #define COL(res, name) PQgetvalue(res, 0, PQfnumber(res, name))
@@ -262,11 +268,7 @@ static int may(const struct rect *r, const char *action) {
   return 0;
 }
 
-status rectification_act(struct call *c) {
-  const char *name = strrchr(c->route->path, '/') + 1;
-  const struct action *a = ACTIONS;
-  while (strcmp(a->name, name))
-    a++;
+static status act(struct call *c, const struct action *a) {
   if (validate_body(c->body, a->fields, 1, c->errors))
     return fail(c, ST_INVALID, "see errors");
   struct num id = num(c->id);

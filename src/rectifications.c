@@ -32,8 +32,8 @@ static const struct ordinal_sql ORDINALS = {
  * Names come from subqueries, so that they are looked up for the rows shown only. */
 #define NAME_OF(table, column, id) "(SELECT json_build_object('id', x.id, 'name', x." column ") FROM " table " x WHERE x.id = " id ")"
 #define JSON_OF_R                                                                              \
-  "json_build_object('id', r.id, 'problem_id', r.problem_id, 'item_id', p.item_id,"           \
-  " 'inspection_id', it.inspection_id, 'ordinal', r.ordinal, 'measure', r.measure,"            \
+  "json_build_object('id', r.id, 'problem_id', r.problem_id, 'item_id', r.item_id,"           \
+  " 'inspection_id', r.inspection_id, 'ordinal', r.ordinal, 'measure', r.measure,"            \
   " 'responsible_department_id', r.responsible_department_id,"                                 \
   " 'responsible_department', " NAME_OF("departments", "name", "r.responsible_department_id") "," \
   " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status)," \
@@ -42,10 +42,10 @@ static const struct ordinal_sql ORDINALS = {
   " 'closed_at', r.closed_at, 'closed_by', " NAME_OF("users", "username", "r.closed_by") ","    \
   " 'close_opinion', r.close_opinion, 'urge_count', r.urge_count, 'last_urged_at', r.last_urged_at," \
   " 'evidence_count', (SELECT count(*) FROM evidence e WHERE e.rectification_id = r.id),"      \
-  " 'problem', json_build_object('id', p.id, 'ordinal', p.ordinal, 'description', p.description)," \
-  " 'item', json_build_object('id', it.id, 'seq', it.seq),"                                    \
-  " 'inspection', json_build_object('id', i.id, 'title', i.title, 'status', i.status),"        \
-  " 'target_department', " NAME_OF("departments", "name", "i.target_department_id") ","         \
+  " 'problem', json_build_object('id', r.problem_id, 'ordinal', r.problem_ordinal, 'description', r.problem_description)," \
+  " 'item', json_build_object('id', r.item_id, 'seq', r.item_seq),"                                    \
+  " 'inspection', json_build_object('id', r.inspection_id, 'title', r.inspection_title, 'status', r.inspection_status),"        \
+  " 'target_department', " NAME_OF("departments", "name", "r.target_department_id") ","         \
   " 'allowed_transitions', to_json(ducha_rectification_actions(r.status, r.responsible_department_id," \
   "   r.submitted_by, EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id" \
   "   AND x.status = 'pending'))),"                                                            \
@@ -53,9 +53,8 @@ static const struct ordinal_sql ORDINALS = {
 /* A department user sees the rectifications assigned to its units, now or before a
  * reassignment, and those of inspections of its units: rectification_readers. */
 #define VISIBLE_R RECTIFICATION_VISIBLE("r.id")
-#define FROM_R                                                                                 \
-  " FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id" \
-  " JOIN inspections i ON i.id = it.inspection_id"
+/* The rectification with its problem, item and inspection (migrations/0011). */
+#define FROM_R " FROM rectification_rows r"
 
 static const char *SQL_DEADLINE =
     "SELECT CASE WHEN $1::date < ducha_today() THEN 'past'"
@@ -93,8 +92,7 @@ static status before_create(struct call *c) {
 
 static status before_change(struct call *c, int deleting) {
   status s = inspection_editable(c,
-                                 "SELECT i.status FROM rectifications r JOIN problems p ON p.id = r.problem_id"
-                                 " JOIN items it ON it.id = p.item_id JOIN inspections i ON i.id = it.inspection_id"
+                                 "SELECT i.status FROM rectification_rows r JOIN inspections i ON i.id = r.inspection_id"
                                  " WHERE r.id = $1 FOR SHARE OF i", c->id);
   if (s != ST_OK || deleting)
     return s;
@@ -165,17 +163,12 @@ const struct qparam LEDGER_FILTERS[] = {
   " WHERE ($1::text[] IS NULL OR r.status = ANY ($1))"                                         \
   "   AND ($2::boolean IS NULL OR ducha_overdue(r.deadline, r.status) = $2)"                     \
   "   AND ($3::bigint[] IS NULL OR r.responsible_department_id = ANY ($3))"                      \
-  "   AND ($4::bigint IS NULL OR it.inspection_id = $4) AND ($5::bigint IS NULL OR i.target_department_id = $5)" \
-  "   AND ($6::bigint IS NULL OR it.task_id = $6) AND ($7::bigint IS NULL OR i.batch_id = $7)"  \
+  "   AND ($4::bigint IS NULL OR r.inspection_id = $4) AND ($5::bigint IS NULL OR r.target_department_id = $5)" \
+  "   AND ($6::bigint IS NULL OR r.task_id = $6) AND ($7::bigint IS NULL OR r.batch_id = $7)"  \
   "   AND ($8::date IS NULL OR r.deadline >= $8) AND ($9::date IS NULL OR r.deadline <= $9)"    \
   "   AND ($10::text IS NULL OR (r.search_grams @> ducha_query_ngrams($10)"                     \
   "        AND r.search_text ILIKE ducha_contains($10)))"
 #define DEADLINE_KEY(t) "coalesce(" t ".deadline, 'infinity'::date)"
-/* The problem, item and inspection of the filters are LEFT JOINs (every rectification has them),
- * which PostgreSQL drops when no filter needs them. */
-#define FROM_RL                                                                                \
-  " FROM rectifications r LEFT JOIN problems p ON p.id = r.problem_id LEFT JOIN items it ON it.id = p.item_id" \
-  " LEFT JOIN inspections i ON i.id = it.inspection_id"
 /* Staff see every row: their pages walk the rectifications in the page's order, or start from a
  * filter's index, whichever the planner finds cheaper. A department user's pages with a filter
  * that picks rows by what they belong to (units, inspection, target, task, batch) or by their
@@ -183,7 +176,7 @@ const struct qparam LEDGER_FILTERS[] = {
  * migrations/0008). The page's rows are found first and only they are joined for their JSON. */
 #define PAGE_L(key, op, dir, type, visible)                                                    \
   "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_R                                             \
-  " JOIN (SELECT r.id, " key " AS key" FROM_RL FILTER_L visible                               \
+  " JOIN (SELECT r.id, " key " AS key" FROM_R FILTER_L visible                               \
   "   AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"       \
   "   ORDER BY " key " " dir ", r.id " dir " LIMIT $13) v ON v.id = r.id"                       \
   " ORDER BY v.key " dir ", v.id " dir
@@ -228,11 +221,11 @@ static const char *const LEDGER_PAGES[3][4] = {
  * unit by unit, at most TOTAL_CAP rows of each: one unit with that many is enough for the cap. */
 #define TOTAL_CAP "10000"
 static const char *const LEDGER_COUNTS[3] = {
-  "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L " LIMIT " TOTAL_CAP ") s",
+  "SELECT count(*) FROM (SELECT 1" FROM_R FILTER_L " LIMIT " TOTAL_CAP ") s",
   "SELECT count(*) FROM (SELECT DISTINCT y.id FROM unnest(ducha_scope()) s(unit), LATERAL ("
   "   SELECT x.rectification_id AS id FROM rectification_readers x" FILTER_X " AND x.department_id = s.unit"
   "   LIMIT " TOTAL_CAP ") y LIMIT " TOTAL_CAP ") s",
-  "SELECT count(*) FROM (SELECT 1" FROM_RL FILTER_L READ_BY_SCOPE " LIMIT " TOTAL_CAP ") s"};
+  "SELECT count(*) FROM (SELECT 1" FROM_R FILTER_L READ_BY_SCOPE " LIMIT " TOTAL_CAP ") s"};
 /* The filters (indexes of LEDGER_FILTERS) that send a department user's ledger to the third form:
  * the rows they pick are found through their own indexes, not by walking the units' rows. */
 static const int FILTERED_BY[] = {2, 4, 5, 6, 7, 10};

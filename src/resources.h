@@ -12,7 +12,17 @@ extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILT
 
 status department_merge(struct call *c);
 status rectification_ledger(struct call *c);
-status rectification_act(struct call *c);
+/* The rectification lifecycle (rectification_actions.c): POST /rectifications/{id}/<action>. */
+status rectification_start(struct call *c);
+status rectification_submit(struct call *c);
+status rectification_close(struct call *c);
+status rectification_reject(struct call *c);
+status rectification_request_extension(struct call *c);
+status rectification_extend(struct call *c);
+status rectification_refuse_extension(struct call *c);
+status rectification_reassign(struct call *c);
+status rectification_urge(struct call *c);
+status rectification_revoke(struct call *c);
 /* ST_INVALID (pointer /deadline) when the body's deadline is before today in DUCHA_TIMEZONE or,
  * with current (a date), not later than it. */
 status rectification_deadline_check(struct call *c, const char *current) __attribute__((warn_unused_result));
@@ -32,6 +42,19 @@ status evidence_content(struct call *c);
  * when the rectification exists and the caller may read it). */
 #define RECTIFICATION_VISIBLE_SQL_OF(id) "SELECT 1 FROM ducha_rectification_readers(" id ") LIMIT 1"
 #define RECTIFICATION_VISIBLE_SQL RECTIFICATION_VISIBLE_SQL_OF("$1")
+/* Whether the caller acts for the rectification x (an SQL expression): staff for all, a
+ * department user for what is assigned to one of its units now. Reading is wider (above). */
+#define RECTIFICATION_ASSIGNED(x) "(ducha_scope() IS NULL OR " x ".responsible_department_id = ANY (ducha_scope()))"
+/* The rule of who may work on rectification $1 — report progress (progress.c), add evidence
+ * (evidence.c) — and when, in one place: whoever acts for it (the routes add: staff and
+ * department users), while it is pending or in progress, once its inspection's findings are
+ * submitted. The statement gives 'ok' or what stands in the way; more adds WHEN ... THEN cases
+ * of the caller's own, lock its locking clause on x (the rectification). */
+#define RECTIFICATION_WORK(more, lock)                                                         \
+  "SELECT CASE WHEN r.inspection_status NOT IN ('submitted', 'closed') THEN 'inspection ' || r.inspection_status" \
+  "  WHEN x.status NOT IN ('pending', 'in_progress') THEN x.status" more " ELSE 'ok' END"      \
+  " FROM rectifications x JOIN rectification_rows r ON r.id = x.id"                            \
+  " WHERE x.id = $1 AND " RECTIFICATION_VISIBLE("x.id") " AND " RECTIFICATION_ASSIGNED("x") lock
 #define USER_REF(alias)                                                                        \
   "CASE WHEN " alias ".id IS NULL THEN NULL ELSE json_build_object('id', " alias ".id, 'name', " alias ".username) END"
 status user_reset_password(struct call *c);

@@ -12,9 +12,9 @@
 #define PATCH_FLAGS (R_BODY | R_MERGE_PATCH | R_IF_MATCH)
 #define DELETE_FLAGS (R_NO_CONTENT | R_IF_MATCH)
 #define D ROLE_DEPARTMENT
-/* POST /rectifications/{id}/<name>, one handler for the lifecycle */
-#define ACTION(name, roles, flags)                                                             \
-  {"POST", "/api/v1/rectifications/{id}/" name, rectification_act, R_BODY | (flags), NULL, &RECTIFICATIONS, roles}
+/* POST /rectifications/{id}/<name>: the lifecycle's actions, each with its handler */
+#define ACTION(name, handler, roles, flags)                                                    \
+  {"POST", "/api/v1/rectifications/{id}/" name, handler, R_BODY | (flags), NULL, &RECTIFICATIONS, roles}
 
 /* list, get, patch and delete of a plain resource, with who may read and who may write */
 #define CRUD(path, res, filters, readers, writers)                                             \
@@ -67,16 +67,16 @@ const struct route ROUTES[] = {
   {"GET", ITEM_PATH("rectifications"), res_get, 0, NULL, &RECTIFICATIONS, ALL},
   {"PATCH", ITEM_PATH("rectifications"), res_patch, PATCH_FLAGS, NULL, &RECTIFICATIONS, STAFF},
   {"DELETE", ITEM_PATH("rectifications"), res_delete, DELETE_FLAGS, NULL, &RECTIFICATIONS, STAFF},
-  ACTION("start", STAFF | D, R_BODY_OPTIONAL),
-  ACTION("submit", STAFF | D, R_BODY_OPTIONAL),
-  ACTION("close", STAFF, 0),
-  ACTION("reject", STAFF, 0),
-  ACTION("request-extension", A | D, 0),
-  ACTION("extend", STAFF, 0),
-  ACTION("refuse-extension", STAFF, 0),
-  ACTION("reassign", STAFF, 0),
-  ACTION("urge", STAFF, R_BODY_OPTIONAL),
-  ACTION("revoke", A, 0),
+  ACTION("start", rectification_start, STAFF | D, R_BODY_OPTIONAL),
+  ACTION("submit", rectification_submit, STAFF | D, R_BODY_OPTIONAL),
+  ACTION("close", rectification_close, STAFF, 0),
+  ACTION("reject", rectification_reject, STAFF, 0),
+  ACTION("request-extension", rectification_request_extension, A | D, 0),
+  ACTION("extend", rectification_extend, STAFF, 0),
+  ACTION("refuse-extension", rectification_refuse_extension, STAFF, 0),
+  ACTION("reassign", rectification_reassign, STAFF, 0),
+  ACTION("urge", rectification_urge, STAFF, R_BODY_OPTIONAL),
+  ACTION("revoke", rectification_revoke, A, 0),
   {"GET", "/api/v1/rectifications/{id}/closures", res_list, R_LIST, NULL, &CLOSURES, ALL},
   {"GET", "/api/v1/rectifications/{id}/deadlines", res_list, R_LIST, NULL, &DEADLINES, ALL},
   {"GET", "/api/v1/rectifications/{id}/extension-requests", res_list, R_LIST, NULL, &EXTENSION_REQUESTS, ALL},
