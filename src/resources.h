@@ -36,8 +36,8 @@ status evidence_content(struct call *c);
 /* Whether the caller may read the rectification id (an SQL expression): one of the units of its
  * scope is among the rectification's readers (migrations/0008). ducha_rectification_readers() is
  * inlined by PostgreSQL, so this is a lookup in rectification_readers' primary key, planned with
- * the statement. */
-#define RECTIFICATION_VISIBLE(id) "EXISTS (SELECT FROM ducha_rectification_readers(" id "))"
+ * the statement; staff (scope NULL: all) skip it. */
+#define RECTIFICATION_VISIBLE(id) "(ducha_scope() IS NULL OR EXISTS (SELECT FROM ducha_rectification_readers(" id ")))"
 /* The same as a statement, with $1: the parent check of a rectification's nested lists (a row
  * when the rectification exists and the caller may read it). */
 #define RECTIFICATION_VISIBLE_SQL_OF(id) "SELECT 1 FROM ducha_rectification_readers(" id ") LIMIT 1"
