@@ -5,7 +5,7 @@
 
 #include "api.h"
 
-/* Appends an event; actor 0 is the command line. before/after may be NULL. */
+/* Appends an event; actor 0 is the service itself (the command line, background jobs). before/after may be NULL. */
 status audit_db(db_conn *db, int64_t actor, const char *request_id, const char *address, const char *action,
                 const char *entity_type, int64_t entity_id, const json_t *before, const json_t *after)
     __attribute__((warn_unused_result));

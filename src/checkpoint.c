@@ -216,14 +216,12 @@ out:
   return s;
 }
 
-status checkpoint_create(struct call *c) {
-  static const struct field NONE[] = {{0}};
+/* Signs the heads of now as the next checkpoint, into c->result. */
+static status checkpoint_make(struct call *c) {
   struct audit_key key;
   const char *why;
   char prev[SIG_LEN + 1] = "";
   json_int_t seq = 0;
-  if (validate_body(c->body, NONE, 0, c->errors))
-    return fail(c, ST_INVALID, "a checkpoint takes no fields");
   if (key_load(c->cfg->audit_key_file, &key, &why))
     return fail(c, ST_CONFLICT, "%s", why);
   status s = next_number(c, &seq, prev);
@@ -236,6 +234,33 @@ status checkpoint_create(struct call *c) {
   if (s == ST_OK)
     s = sign_and_store(c, &key, seq, prev);
   explicit_bzero(&key, sizeof key);
+  return s;
+}
+
+status checkpoint_create(struct call *c) {
+  static const struct field NONE[] = {{0}};
+  if (validate_body(c->body, NONE, 0, c->errors))
+    return fail(c, ST_INVALID, "a checkpoint takes no fields");
+  return checkpoint_make(c);
+}
+
+/* Whether every chain's head is what the newest checkpoint signed (none: no). */
+static const char *SQL_UNCHANGED =
+    "SELECT coalesce((SELECT heads FROM audit_checkpoints ORDER BY seq DESC LIMIT 1)"
+    "   = (SELECT jsonb_agg(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex'))"
+    "      ORDER BY chain) FROM audit_chain_heads), false)";
+
+status checkpoint_job(struct call *c, json_t **result) {
+  char unchanged[8];
+  status s = db_value(c->db, unchanged, sizeof unchanged, SQL_UNCHANGED, 0, NULL);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (!strcmp(unchanged, "t")) {
+    *result = json_pack("{s:s}", "skipped", "no audit event since the newest checkpoint");
+    return ST_OK;
+  }
+  if ((s = checkpoint_make(c)) == ST_OK)
+    *result = json_pack("{s:O}", "seq", json_object_get(c->result, "seq"));
   return s;
 }
 

@@ -9,6 +9,10 @@
 /* POST /audit-events/checkpoints: signs the heads of now (409 without a usable key). */
 status checkpoint_create(struct call *c);
 
+/* The periodic job (worker.c): a checkpoint when an audit event came since the newest one;
+ * *result says what it did. */
+status checkpoint_job(struct call *c, json_t **result);
+
 /* Checks [from, to) against the checkpoints that bear on it, adds what it finds to problems
  * and the coverage fields (anchored, checkpoints_checked, anchored_until, unanchored_events)
  * to out; events is the number of events in the range. */

@@ -67,6 +67,13 @@ static const struct var VARS[] = {
    "password hashes computed at once at most (each takes 19 MiB)"},
   {"DUCHA_AUDIT_KEY_FILE", "", STR(audit_key_file), 0, 0,
    "file of at least 32 secret bytes (mode 0600) that signs audit checkpoints; keep a copy apart from the database"},
+  {"DUCHA_JOBS", "purge-idempotency-keys,audit-checkpoint", STR(jobs), 0, 0,
+   "background jobs this process takes part in (comma-separated; empty: none); each run happens once across replicas"},
+  {"DUCHA_JOB_POLL_MS", "5000", NUM(job_poll_ms, 50, 3600000), "milliseconds between the worker's looks for a due job"},
+  {"DUCHA_CHECKPOINT_EVERY", "3600", NUM(checkpoint_every, 1, 31536000),
+   "seconds between audit checkpoints (job audit-checkpoint, when an audit key is set and events came)"},
+  {"DUCHA_IDEMPOTENCY_PURGE_EVERY", "3600", NUM(idempotency_purge_every, 1, 31536000),
+   "seconds between purges of Idempotency-Keys past their 24 hours (job purge-idempotency-keys)"},
 };
 
 static void append(char *err, size_t errlen, const char *name, const char *value, const char *why) {

@@ -34,6 +34,10 @@ struct config {
   long shutdown_grace;    /* seconds /readyz answers 503 before the listener closes */
   long drain_timeout;     /* seconds requests in flight may take to finish at shutdown */
   long prepare;           /* 1: named prepared statements (off behind PgBouncer 1.18) */
+  char jobs[256];         /* the background jobs this process runs (worker.c), comma-separated */
+  long job_poll_ms;       /* how often the worker looks for a due job */
+  long checkpoint_every;  /* seconds between audit checkpoints (with an audit key) */
+  long idempotency_purge_every; /* seconds between purges of expired Idempotency-Keys */
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

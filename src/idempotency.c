@@ -1,18 +1,25 @@
 #include "idempotency.h"
 
+#include "audit.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* A key older than 24 h, or left running by a crashed request for 5 minutes, is taken over. */
+/* A key older than 24 h, or left running by a crashed request for 5 minutes, is taken over
+ * (and purged: SQL_PURGE). */
+#define EXPIRED "(k.created_at < now() - interval '24 hours'" \
+  " OR (k.state = 'running' AND k.created_at < now() - interval '5 minutes'))"
 static const char *SQL_CLAIM =
     "INSERT INTO idempotency_keys AS k (user_id, key, method, path, body_hash)"
     " VALUES ($1, $2, $3, $4, sha256($5::bytea))"
     " ON CONFLICT (user_id, key) DO UPDATE SET method = EXCLUDED.method, path = EXCLUDED.path,"
     "   body_hash = EXCLUDED.body_hash, state = 'running', status = NULL, location = NULL,"
     "   etag = NULL, body = NULL, created_at = now()"
-    " WHERE k.created_at < now() - interval '24 hours'"
-    "    OR (k.state = 'running' AND k.created_at < now() - interval '5 minutes')"
-    " RETURNING 1";
+    " WHERE " EXPIRED " RETURNING 1";
+
+static const char *SQL_PURGE =
+    "WITH d AS (DELETE FROM idempotency_keys k WHERE " EXPIRED " RETURNING 1) SELECT count(*) FROM d";
 
 static const char *SQL_LOOK =
     "SELECT method = $3 AND path = $4 AND body_hash = sha256($5::bytea), state, status,"
@@ -110,4 +117,14 @@ void idem_replay(const struct idem *idem, struct _u_response *resp) {
 void idem_free(struct idem *idem) {
   PQclear(idem->stored);
   idem->stored = NULL;
+}
+
+status idem_purge_job(struct call *c, json_t **result) {
+  char n[24];
+  status s = db_value(c->db, n, sizeof n, SQL_PURGE, 0, NULL);
+  if (s != ST_OK)
+    return s;
+  json_int_t deleted = strtoll(n, NULL, 10);
+  *result = json_pack("{s:I}", "deleted", deleted);
+  return deleted ? audit_write(c, "purge", "idempotency_key", 0, NULL, *result) : ST_OK;
 }

@@ -25,5 +25,8 @@ void idem_abandon(struct call *c, struct idem *idem);
 /* Writes the stored response. */
 void idem_replay(const struct idem *idem, struct _u_response *resp);
 void idem_free(struct idem *idem);
+/* The periodic job (worker.c): deletes the keys past their 24 h (and claims a crashed request
+ * left running); *result says how many. */
+status idem_purge_job(struct call *c, json_t **result);
 
 #endif

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "migrate.h"
 #include "resources.h"
+#include "worker.h"
 
 #ifndef DUCHA_VERSION
 #define DUCHA_VERSION "dev"
@@ -60,7 +61,10 @@ static int serve(const struct config *cfg) {
     return 1;
   }
   auth_cache_init(cfg->token_cache_seconds * 1000);
+  if (worker_start(cfg))
+    y_log_message(Y_LOG_LEVEL_ERROR, "worker: cannot start; background jobs will not run here");
   int rc = http_serve(cfg);
+  worker_stop();
   auth_cache_free();
   db_pool_close();
   openapi_unload();
@@ -105,6 +109,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   int rc;
+  if (!strcmp(cmd, "serve") && worker_check(&cfg, err, sizeof err)) {
+    fprintf(stderr, "ducha: bad configuration: %s\n", err);
+    return 2;
+  }
   if (!strcmp(cmd, "serve")) {
     y_init_logs("ducha", Y_LOG_MODE_CONSOLE, (unsigned long)log_level(cfg.log_level), NULL, "starting");
     rc = serve(&cfg);
