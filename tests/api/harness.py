@@ -48,14 +48,13 @@ OWNER_DATABASE_URL = os.environ.get("DUCHA_MIGRATION_DATABASE_URL", "")
 DUCHA_SRC = os.environ.get("DUCHA_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 API = "/api/v1"
 
-SLUG_STATUS = {
-    "validation-failed": 400, "malformed-json": 400, "invalid-query": 400, "malformed-request": 400, "unauthorized": 401,
-    "not-found": 404, "method-not-allowed": 405, "invalid-transition": 409, "conflict": 409,
-    "still-referenced": 409, "frozen": 409, "idempotency-in-progress": 409,
-    "precondition-failed": 412, "body-too-large": 413, "unsupported-media-type": 415,
-    "idempotency-key-reused": 422, "precondition-required": 428, "too-many-requests": 429,
-    "internal": 500, "unavailable": 503, "query-timeout": 504, "forbidden": 403, "password-change-required": 403,
-}
+def _problem_types():
+    """{slug: HTTP status} of every problem type, from src/problem_types.def (the one list)."""
+    with open(os.path.join(DUCHA_SRC, "src", "problem_types.def"), encoding="utf-8") as f:
+        return {m.group(2): int(m.group(1)) for m in re.finditer(r'^PROBLEM\(ST_\w+, (\d+), "([a-z-]+)"', f.read(), re.M)}
+
+
+SLUG_STATUS = _problem_types()
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 GENERATED_ID_RE = re.compile(r"^[0-9a-f]{32}$")

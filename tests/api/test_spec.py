@@ -6,7 +6,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Draft202012Validator, check, eq, main, run_cli, spec, tail, test)  # noqa: E402
+from harness import (DUCHA_SRC, SLUG_STATUS, Draft202012Validator, check, eq, main, run_cli, spec, tail,
+                     test)  # noqa: E402
 
 METHODS = {"GET", "POST", "PATCH", "DELETE", "PUT"}
 
@@ -199,6 +200,20 @@ def documented_statuses_cover_the_conventions():
                 and tpath.rsplit("/", 1)[-1] not in ("form",) and "400" not in codes and "4XX" not in codes:
             problems.append("%s %s (a list) lacks 400 for bad query parameters" % (method, tpath))
     check(not problems, "\n".join(problems))
+
+
+@test
+def the_problem_types_are_those_of_the_one_list():
+    """src/problem_types.def is the list; the spec names these types, no others, with these statuses."""
+    with open(os.path.join(DUCHA_SRC, "openapi.yaml"), encoding="utf-8") as f:
+        text = f.read()
+    named = set(re.findall(r"urn:ducha:problem:([a-z-]+)", text))
+    eq(sorted(named), sorted(SLUG_STATUS), "the problem types openapi.yaml names")
+    rows = re.findall(r"\|\s*`urn:ducha:problem:([a-z-]+)`\s*\|\s*(\d{3})\s*\|", text)
+    eq(sorted(s for s, _ in rows), sorted(SLUG_STATUS), "its table has one row per type")
+    wrong = ["%s: %s in the spec, %d in the server" % (s, c, SLUG_STATUS[s]) for s, c in rows
+             if SLUG_STATUS.get(s) != int(c)]
+    check(not wrong, "\n".join(wrong))
 
 
 if __name__ == "__main__":
