@@ -177,6 +177,16 @@ status query_parse(const char *raw, const struct qparam *spec, int is_list, stru
           pos = i;
     if (!seen && pos < 0) {
       bad(errors, name, "is not a known query parameter");
+    } else if (pos >= 0 && q->values[pos] && spec[pos].type == Q_ENUMS) {
+      /* a list given as status=a&status=b as well as status=a,b: "{a}" and "{b}" make "{a,b}" */
+      char *more = convert(&spec[pos], value, errors), *both = NULL;
+      if (more && *q->values[pos]) {
+        both = malloc(strlen(q->values[pos]) + strlen(more) + 1);
+        sprintf(both, "%.*s,%s", (int)strlen(q->values[pos]) - 1, q->values[pos], more + 1);
+        free(q->values[pos]);
+        q->values[pos] = both;
+      }
+      free(more);
     } else if ((seen && *seen) || (pos >= 0 && q->values[pos])) {
       bad(errors, name, "is given more than once");
     } else if (seen == &seen_limit) {

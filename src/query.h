@@ -12,7 +12,7 @@ enum qtype {
   Q_DATE,    /* YYYY-MM-DD */
   Q_BOOL,    /* true | false */
   Q_TEXT,    /* 1-100 characters of text */
-  Q_ENUMS,   /* comma-separated values from the list; becomes a PostgreSQL array literal */
+  Q_ENUMS,   /* values from the list, comma-separated or the name repeated; a PostgreSQL array literal */
   Q_CODE,    /* [a-z0-9_-]{1,50} */
   Q_TIME,    /* RFC 3339 date-time */
   Q_ENUM     /* one value from the list */

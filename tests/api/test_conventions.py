@@ -10,7 +10,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, GENERATED_ID_RE, check, ctx, eq, expect_problem, expect_status, main,  # noqa: E402
-                     make_user, mk_dept, qs, test, yaml, db, db_int, sql_str, DUCHA_SRC)
+                     make_user, mk_dept, mk_inspection, qs, test, yaml, db, db_int, sql_str, DUCHA_SRC)
 
 ORIGIN = "https://app.example"
 EXPOSE = ["ETag", "Location", "Link", "X-Request-Id", "Idempotent-Replayed", "Retry-After"]
@@ -270,9 +270,22 @@ def unknown_query_parameter_is_400():
 @test
 def repeated_query_parameter_is_400():
     for path, name in ((API + "/departments?limit=1&limit=2", "limit"), (API + "/departments?q=a&q=b", "q"),
-                       (API + "/inspections?status=draft&status=closed", "status")):
+                       (API + "/inspections?status=draft&status=sleeping", "status")):
         r = ctx.admin.get(path)
         expect_problem(r, 400, "invalid-query", pointers=["/query/" + name])
+
+
+@test
+def a_list_filter_takes_both_forms():
+    """status=a,b (explode: false, as declared) and status=a&status=b (what common clients send)."""
+    target = mk_dept()
+    drafts = sorted(mk_inspection(target["id"])["id"] for _ in range(2))
+    for query in ("status=draft,closed", "status=draft&status=closed", "status=closed&status=draft"):
+        r = ctx.admin.get(API + "/inspections?target_department_id=%d&%s" % (target["id"], query))
+        expect_status(r, 200)
+        eq(sorted(i["id"] for i in r.json["data"]), drafts, query)
+    r = ctx.admin.get(API + "/inspections?target_department_id=%d&status=closed&status=in_progress" % target["id"])
+    eq(r.json["data"], [], "neither status: none")
 
 
 @test

@@ -118,6 +118,7 @@ def filters():
         ("responsible_department_id=%d" % d.X["id"], {6}),
         (fam("status=pending"), {4, 5, 8}),
         (fam("status=pending,submitted"), {2, 4, 5, 8}),
+        (fam("status=pending&status=submitted"), {2, 4, 5, 8}),  # the form common clients send
         (fam("status=in_progress"), {1, 7}),
         (fam("status=closed"), {3}),
         (fam("overdue=true"), {4, 7}),

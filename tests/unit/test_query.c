@@ -41,6 +41,16 @@ int main(void) {
   query_free(&q);
   ok(parse("batch_id=1&batch_id=2", &q, &n) == ST_BAD_QUERY && n == 1, "repeated parameter");
   query_free(&q);
+  ok(parse("status=draft&status=in_progress", &q, &n) == ST_OK && !strcmp(q.values[0], "{draft,in_progress}"),
+     "a list as its name repeated (status=a&status=b)");
+  query_free(&q);
+  ok(parse("status=draft,in_progress&status=draft", &q, &n) == ST_OK && !strcmp(q.values[0], "{draft,in_progress,draft}"),
+     "both forms at once");
+  query_free(&q);
+  ok(parse("status=draft&status=closed", &q, &n) == ST_BAD_QUERY && n == 1, "a bad value in a repeat is refused");
+  query_free(&q);
+  ok(parse("status=closed&status=draft", &q, &n) == ST_BAD_QUERY && n == 1, "and in the first");
+  query_free(&q);
   ok(parse("q=%FF", &q, &n) == ST_BAD_QUERY, "invalid UTF-8 refused");
   query_free(&q);
   ok(parse("q=%2", &q, &n) == ST_BAD_QUERY, "broken escape refused");
