@@ -109,7 +109,9 @@ unsigned role_bit(const char *role);
 extern const struct route ROUTES[];
 extern const int ROUTE_COUNT;
 
-/* Sets c->detail (printf-style) and returns s: `return fail(c, ST_CONFLICT, "...")`. */
+/* call.c: the helpers every layer uses.
+ *
+ * Sets c->detail (printf-style) and returns s: `return fail(c, ST_CONFLICT, "...")`. */
 status fail(struct call *c, status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Adds one {pointer, message} and returns ST_INVALID. */
 status invalid(struct call *c, const char *pointer, const char *message);
@@ -117,8 +119,9 @@ status invalid(struct call *c, const char *pointer, const char *message);
 /* 1 when the client's If-None-Match names c->etag_text (or is *): its copy is current, 304. */
 int call_not_modified(const struct call *c);
 
-/* 1 once SIGTERM came: the service is draining. */
+/* 1 once SIGTERM came (service_stop): the service is draining. */
 int service_stopping(void);
+void service_stop(void);
 
 /* Text form of an int64 for SQL parameters. */
 struct num { char s[24]; };

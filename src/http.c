@@ -37,38 +37,10 @@ struct ctx {
   int have_db;
 };
 
-static atomic_int stopping; /* SIGTERM came: /readyz says so, responses close their connections */
-
-int service_stopping(void) { return atomic_load(&stopping); }
-
-int call_not_modified(const struct call *c) {
-  return c->if_none_match && c->etag_text[0] &&
-         (list_has(c->if_none_match, c->etag_text) || list_has(c->if_none_match, "*"));
-}
-
 static long long now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-status fail(struct call *c, status s, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->detail, sizeof c->detail, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-status invalid(struct call *c, const char *pointer, const char *message) {
-  errors_add(c->errors, pointer, message);
-  return ST_INVALID;
-}
-
-struct num num(int64_t v) {
-  struct num n;
-  snprintf(n.s, sizeof n.s, "%lld", (long long)v);
-  return n;
 }
 
 static void ctx_free(void *p) {
@@ -282,7 +254,7 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
   ulfius_set_response_shared_data(resp, x, ctx_free);
   u_map_put(resp->map_header, "X-Request-Id", x->request_id);
   u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
-  if (atomic_load(&stopping)) /* clients go to another replica for their next request */
+  if (service_stopping()) /* clients go to another replica for their next request */
     u_map_put(resp->map_header, "Connection", "close");
 
   const char *origin = u_map_get_case(req->map_header, "Origin");
@@ -576,7 +548,7 @@ static long connection_limit(const struct config *cfg) {
  * load balancer stops sending; then no new connections; the requests in flight (uploads
  * arriving, downloads being sent) finish, up to the drain limit; then the rest are closed. */
 static void drain(struct _u_instance *inst, const struct config *cfg) {
-  atomic_store(&stopping, 1);
+  service_stop();
   y_log_message(Y_LOG_LEVEL_INFO, "stopping: /readyz answers 503 for %ld s", cfg->shutdown_grace);
   struct timespec grace = {cfg->shutdown_grace, 0};
   while (nanosleep(&grace, &grace) && errno == EINTR)
