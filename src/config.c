@@ -160,10 +160,31 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
   return err[0] ? -1 : 0;
 }
 
+/* The name in a column of its own, the words wrapped to 100 columns under each other. */
 void config_usage(FILE *out) {
+  enum { NAME = 30, WIDTH = 100 - NAME - 3 };
   fprintf(out, "Environment (default in brackets):\n");
-  for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++)
-    fprintf(out, "  %-30s %s [%s]\n", VARS[i].name, VARS[i].help, *VARS[i].def ? VARS[i].def : "none");
+  for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++) {
+    char text[512];
+    snprintf(text, sizeof text, "%s [%s]", VARS[i].help, *VARS[i].def ? VARS[i].def : "none");
+    const char *p = text;
+    int first = 1;
+    while (*p) {
+      size_t n = strlen(p);
+      if (n > WIDTH) { /* break at the last space that fits (or cut a word longer than the line) */
+        n = WIDTH;
+        while (n > 0 && p[n] != ' ')
+          n--;
+        if (n == 0)
+          n = WIDTH;
+      }
+      fprintf(out, "  %-*s %.*s\n", NAME, first ? VARS[i].name : "", (int)n, p);
+      p += n;
+      while (*p == ' ')
+        p++;
+      first = 0;
+    }
+  }
 }
 
 int config_cors_allows(const struct config *cfg, const char *origin) {
