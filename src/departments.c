@@ -1,4 +1,10 @@
-/* 部门 / 单位: organisations, in a tree through parent_id. */
+/* 部门 / 单位: organisations, in a tree through parent_id.
+ *
+ * Where its rules live: no cycle in the tree, trigger departments_no_cycle (migrations/0001);
+ * a merged unit is kept as it was, unmerged below, and nothing new may point at it, triggers
+ * *_merged (migrations/0004); what a merge moves and who reads what afterwards, department_merge
+ * below and rectification_readers (migrations/0008); a change to the tree or a merge forgets
+ * the verified tokens (R_CALLERS on its routes), because scopes are computed from the tree. */
 #include "resources.h"
 
 #include <stdio.h>

@@ -1,6 +1,11 @@
 /* 佐证材料: evidence files on a rectification, one of its progress updates, or an inspection
  * item (what the 材料提供部门 supply). The bytes are kept in the database in chunks, in the
- * same transaction and backup as the records that point at them. */
+ * same transaction and backup as the records that point at them.
+ *
+ * Where its rules live: who may upload to a rectification and when, RECTIFICATION_WORK
+ * (resources.h, shared with progress.c); to an item, TARGET_ITEM below; the roles, routes.c;
+ * what a file may be (its type by content, its size), upload.c and sniff.c; who reads it, the
+ * reader of what it belongs to (VISIBLE_E below). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

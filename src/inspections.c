@@ -1,5 +1,11 @@
 /* 督察: one inspection of one target department on a date, with one item per task of its
- * checklist version; draft -> in_progress -> submitted -> closed. */
+ * checklist version; draft -> in_progress -> submitted -> closed.
+ *
+ * Where its rules live: start and submit, lock_for and the functions below (a submission needs
+ * a deadline on every measure and makes the findings final, inspection_editable, which
+ * items.c, problems.c and rectifications.c call before any change); closing by itself when its
+ * last measure closes, and reopening on a revocation, rectification_actions.c; who reads it, the
+ * target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010. */
 #include "audit.h"
 #include "resources.h"
 

@@ -1,5 +1,11 @@
 /* 整改进展: dated notes on a rectification with percent done; and the records its lifecycle
- * keeps — closures, deadlines, extension requests — read through it. */
+ * keeps — closures, deadlines, extension requests — read through it.
+ *
+ * Where its rules live: who may report and when, RECTIFICATION_WORK (resources.h, shared with
+ * evidence.c) and the route's roles (routes.c); a lower percent needs a reason, before_create;
+ * who reads the notes and records, RECTIFICATION_VISIBLE_SQL; the records themselves are written
+ * by the lifecycle (rectification_actions.c) and by the trigger rectifications_history
+ * (deadlines, migrations/0003). */
 #include <string.h>
 
 #include "audit.h"

@@ -1,6 +1,23 @@
 /* The rectification lifecycle: pending -> in_progress -> submitted -> closed (销号), with
  * reject, extensions, reassignment (转办), urging (督办) and revocation. Each action locks the
- * row, checks that the caller may take it now, applies it and records it, in one transaction. */
+ * row, checks that the caller may take it now, applies it and records it, in one transaction.
+ *
+ * Where its rules live:
+ *   - which roles may call an action at all: its route (routes.c, ACTION);
+ *   - which actions the caller may take on this row now (status, the responsible unit, four
+ *     eyes: the submitter does not close or reject, a pending extension request):
+ *     ducha_rectification_actions() in migrations/0009 — the same list the API returns as
+ *     allowed_transitions, so what is offered and what is allowed cannot drift apart;
+ *   - that a department acts only for the units assigned the row: SQL_STATE (may_act,
+ *     RECTIFICATION_ASSIGNED in resources.h); that the findings must be final: act() below;
+ *   - what each action needs and changes: its fields and its function below (evidence before a
+ *     submission: submit; the closure record and an inspection that closes itself: close_;
+ *     a revocation reopens it: revoke; the new deadline must be later: rectification_deadline_check);
+ *   - what a change leaves behind without being asked: triggers — the deadline and unit history
+ *     (rectifications_history, migrations/0003; an extension names itself through the settings
+ *     ducha.deadline_kind and ducha.deadline_reason, set in extend), who may read the row
+ *     (rectification_readers, migrations/0008), the form's ETag (migrations/0010);
+ *   - the audit event: act() below, one per action. */
 #include <string.h>
 
 #include "audit.h"

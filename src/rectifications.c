@@ -1,5 +1,15 @@
 /* 整改措施: the numbered measures decided for a problem, each with a responsible unit and a
- * deadline, tracked to closure. */
+ * deadline, tracked to closure; and the ledger (整改台账) of all of them.
+ *
+ * Where its rules live:
+ *   - fields and their bounds: CREATE and PATCH below; a deadline not before today, and later
+ *     than the current one when it moves: rectification_deadline_check;
+ *   - editable only while the inspection's findings are not final: before_create, before_change
+ *     (inspection_editable, inspections.c); numbering: ordinal.c with ORDINALS below;
+ *   - who reads which rows: rectification_readers (migrations/0008), through
+ *     RECTIFICATION_VISIBLE (resources.h) for one row and the three ledger forms below for pages;
+ *   - where a row sits (problem, item, inspection): the view rectification_rows (migrations/0011);
+ *   - the lifecycle: rectification_actions.c; progress and evidence: progress.c, evidence.c. */
 #include "ordinal.h"
 #include "resources.h"
 
