@@ -116,11 +116,9 @@ static status check_target(struct call *c, int on_item, int locked, const char *
   const char *sql = on_item ? (locked ? SQL_TARGET_ITEM_LOCKED : SQL_TARGET_ITEM)
                             : (locked ? SQL_TARGET_RECTIFICATION_LOCKED : SQL_TARGET_RECTIFICATION);
   char verdict[40];
-  status s = db_value(c->db, verdict, sizeof verdict, sql, 2, params);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such %s", on_item ? "item" : "rectification");
+  status s = resource_value(c, on_item ? "item" : "rectification", verdict, sizeof verdict, sql, 2, params);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
+    return s;
   if (!strcmp(verdict, "no_progress"))
     return invalid(c, "/query/progress_id", "is not a progress update of this rectification");
   if (strcmp(verdict, "ok")) {

@@ -79,10 +79,7 @@ static json_t *allowed_from(const char *state) {
 static status state_of(struct call *c, const char *sql, int64_t id, char *state, size_t size) {
   struct num n = num(id);
   const char *params[] = {n.s};
-  status s = db_value(c->db, state, size, sql, 1, params);
-  if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such record") : resource_db_failure(c, s);
-  return ST_OK;
+  return resource_value(c, "record", state, size, sql, 1, params);
 }
 
 #define SQL_STATE "SELECT status FROM inspections WHERE id = $1"
@@ -305,16 +302,15 @@ status inspection_form(struct call *c) {
   struct num n = num(c->id);
   const char *params[] = {n.s};
   char tag[64];
-  status s = db_value(c->db, tag, sizeof tag, SQL_FORM_ETAG, 1, params);
+  status s = resource_value(c, "inspection", tag, sizeof tag, SQL_FORM_ETAG, 1, params);
   if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
+    return s;
   snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
   if (call_not_modified(c))
     return ST_OK; /* 304: the client's copy is current */
   PGresult *r;
-  s = db_row(c->db, &r, SQL_FORM, 1, params);
-  if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such inspection") : resource_db_failure(c, s);
+  if ((s = resource_row(c, "inspection", &r, SQL_FORM, 1, params)) != ST_OK)
+    return s;
   s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
   PQclear(r);
   return s;

@@ -38,11 +38,9 @@ static status before_create(struct call *c) {
   struct num id = num(c->id), percent = num(json_integer_value(json_object_get(c->body, "percent")));
   const char *params[] = {id.s, percent.s, json_string_value(json_object_get(c->body, "reason"))};
   char verdict[40];
-  status s = db_value(c->db, verdict, sizeof verdict, SQL_CAN_REPORT, 3, params);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such rectification");
+  status s = resource_value(c, "rectification", verdict, sizeof verdict, SQL_CAN_REPORT, 3, params);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
+    return s;
   if (!strcmp(verdict, "lower"))
     return invalid(c, "/reason", "is required when the percent is lower than the last report's");
   if (strcmp(verdict, "ok")) {

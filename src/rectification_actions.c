@@ -291,9 +291,9 @@ static status act(struct call *c, const struct action *a) {
   struct num id = num(c->id);
   const char *params[] = {id.s};
   PGresult *res;
-  status s = db_row(c->db, &res, SQL_STATE, 1, params);
+  status s = resource_row(c, "rectification", &res, SQL_STATE, 1, params);
   if (s != ST_OK)
-    return s == ST_NOT_FOUND ? fail(c, s, "no such rectification") : resource_db_failure(c, s);
+    return s;
   /* A department acts on what is assigned to its units; what it only reads is, for acting, not there. */
   if (strcmp(COL(res, "may_act"), "t")) {
     PQclear(res);

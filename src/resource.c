@@ -36,6 +36,22 @@ static const struct {
   {"users_username_check", ST_INVALID, "/username", "may contain only A-Z, a-z, 0-9, '.', '_' and '-'"},
 };
 
+status resource_value(struct call *c, const char *what, char *out, size_t size, const char *sql, int n,
+                      const char *const *params) {
+  status s = db_value(c->db, out, size, sql, n, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such %s", what);
+  return s == ST_OK ? ST_OK : resource_db_failure(c, s);
+}
+
+status resource_row(struct call *c, const char *what, PGresult **res, const char *sql, int n,
+                    const char *const *params) {
+  status s = db_row(c->db, res, sql, n, params);
+  if (s == ST_NOT_FOUND)
+    return fail(c, s, "no such %s", what);
+  return s == ST_OK ? ST_OK : resource_db_failure(c, s);
+}
+
 status resource_db_failure(struct call *c, status s) {
   const struct db_error *e = db_last_error(c->db);
   if (s != ST_INVALID && s != ST_CONFLICT)
@@ -61,11 +77,9 @@ static const struct resource *res_of(const struct call *c) { return c->route->re
 static status get_row(struct call *c, const struct resource *r, int64_t id, PGresult **res) {
   struct num n = num(id);
   const char *params[] = {n.s};
-  status s = db_row(c->db, res, r->sql_get, 1, params);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such %s", r->name);
+  status s = resource_row(c, r->name, res, r->sql_get, 1, params);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
+    return s;
   c->etag = strtol(PQgetvalue(*res, 0, 0), NULL, 10);
   return ST_OK;
 }
@@ -117,10 +131,10 @@ status resource_list(struct call *c, const struct resource *r) {
   status s;
   if (l->sql_parent) {
     params[n++] = parent.s;
-    s = db_row(c->db, &res, l->sql_parent, 1, params);
+    s = resource_row(c, "record", &res, l->sql_parent, 1, params);
     PQclear(res);
     if (s != ST_OK)
-      return s == ST_NOT_FOUND ? fail(c, s, "no such record") : resource_db_failure(c, s);
+      return s;
   }
   for (int i = 0; c->route->query && c->route->query[i].name; i++)
     params[n++] = c->query.values[i];
@@ -208,11 +222,9 @@ status resource_lock(struct call *c, const struct resource *r) {
   struct num id = num(c->id);
   const char *params[] = {id.s};
   char text[24];
-  status s = db_value(c->db, text, sizeof text, r->sql_lock, 1, params);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such %s", r->name);
+  status s = resource_value(c, r->name, text, sizeof text, r->sql_lock, 1, params);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
+    return s;
   long version = strtol(text, NULL, 10);
   if (c->if_match && !etag_matches(c->if_match, version))
     return fail(c, ST_PRECONDITION_FAILED, "the %s has changed since you read it (ETag \"%ld\")", r->name, version);

@@ -31,6 +31,12 @@ struct resource {
 
 /* Maps a database failure to a status with a pointer to the field when the constraint is known. */
 status resource_db_failure(struct call *c, status s);
+/* db_value and db_row for a handler: without a row ST_NOT_FOUND, "no such <what>"; a failure
+ * through resource_db_failure. */
+status resource_value(struct call *c, const char *what, char *out, size_t size, const char *sql, int n,
+                      const char *const *params) __attribute__((warn_unused_result));
+status resource_row(struct call *c, const char *what, PGresult **res, const char *sql, int n,
+                    const char *const *params) __attribute__((warn_unused_result));
 
 /* Loads the resource's representation into c->result and c->etag. */
 status resource_load(struct call *c, const struct resource *r, int64_t id);

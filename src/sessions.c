@@ -227,11 +227,9 @@ status token_revoke(struct call *c) {
   struct num id = num(c->id);
   const char *params[] = {id.s};
   char user[24];
-  status s = db_value(c->db, user, sizeof user, SQL_REVOKE, 1, params);
-  if (s == ST_NOT_FOUND)
-    return fail(c, s, "no such token");
+  status s = resource_value(c, "token", user, sizeof user, SQL_REVOKE, 1, params);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
+    return s;
   json_t *after = json_pack("{s:I}", "token_id", (json_int_t)c->id);
   s = audit_write(c, "token_revoke", "user", strtoll(user, NULL, 10), NULL, after);
   json_decref(after);
