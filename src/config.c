@@ -68,7 +68,7 @@ static const struct var VARS[] = {
   {"DUCHA_AUDIT_KEY_FILE", "", STR(audit_key_file), 0, 0,
    "file of at least 32 secret bytes (mode 0600) that signs audit checkpoints; keep a copy apart from the database"},
   {"DUCHA_JOBS", "purge-idempotency-keys,audit-checkpoint", STR(jobs), 0, 0,
-   "background jobs this process takes part in (comma-separated; empty: none); each run happens once across replicas"},
+   "background jobs this process takes part in (comma-separated, or none); each run happens once across replicas"},
   {"DUCHA_JOB_POLL_MS", "5000", NUM(job_poll_ms, 50, 3600000), "milliseconds between the worker's looks for a due job"},
   {"DUCHA_CHECKPOINT_EVERY", "3600", NUM(checkpoint_every, 1, 31536000),
    "seconds between audit checkpoints (job audit-checkpoint, when an audit key is set and events came)"},

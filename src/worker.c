@@ -81,9 +81,14 @@ static const char *next_name(const char **p, size_t *len) {
   return NULL;
 }
 
+/* DUCHA_JOBS=none: no job here (an empty setting means the default, as every setting's does). */
+static int no_jobs(const struct config *cfg) { return !strcmp(cfg->jobs, "none"); }
+
 int worker_check(const struct config *cfg, char *err, size_t size) {
   const char *p = cfg->jobs, *name;
   size_t len;
+  if (no_jobs(cfg))
+    return 0;
   while ((name = next_name(&p, &len)))
     if (!job_named(name, len)) {
       int n = snprintf(err, size, "DUCHA_JOBS names \"%.*s\", which is not a job (jobs:", (int)len, name);
@@ -198,6 +203,13 @@ static void *loop(void *arg) {
       continue;
     }
     backoff = W.cfg->job_poll_ms;
+    /* pg_stat_activity tells the worker's connection from the request pool's */
+    if (db_exec(db, NULL, "SELECT set_config('application_name', 'ducha worker', false)", 0, NULL) != ST_OK) {
+      db_close(db);
+      db = NULL;
+      pause_ms(backoff);
+      continue;
+    }
     int ran;
     while ((ran = run_one(db)) > 0 && !stopping())
       ;
@@ -216,7 +228,7 @@ int worker_start(const struct config *cfg) {
   size_t len, n = 1;
   W.cfg = cfg;
   snprintf(W.names, sizeof W.names, "{");
-  while ((name = next_name(&p, &len))) {
+  while (!no_jobs(cfg) && (name = next_name(&p, &len))) {
     const struct job *j = job_named(name, len);
     if (j && !(j->needs_audit_key && !cfg->audit_key_file[0]) && n + len + 2 < sizeof W.names)
       n += (size_t)snprintf(W.names + n, sizeof W.names - n, "%s%s", n > 1 ? "," : "", j->name);

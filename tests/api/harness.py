@@ -326,7 +326,7 @@ class Server:
             self.port = free_port()
             env = dict(os.environ)
             env.setdefault("DUCHA_SHUTDOWN_GRACE", "0")  # tests that drain set their own
-            env.setdefault("DUCHA_JOBS", "")  # background jobs run where a test asks (test_worker.py)
+            env.setdefault("DUCHA_JOBS", "none")  # background jobs run where a test asks (test_worker.py)
             env.update(self.extra_env)
             env["DUCHA_LISTEN"] = "127.0.0.1:%d" % self.port
             if self.database_url:

@@ -32,7 +32,7 @@ def serve_with(env, timeout=10):
     """Run `ducha serve` with extra env; returns (rc or None if still running, output)."""
     e = dict(os.environ)
     e["DUCHA_LISTEN"] = "127.0.0.1:%d" % free_port()
-    e.setdefault("DUCHA_JOBS", "")  # no background jobs in the shared database (test_worker.py runs them)
+    e.setdefault("DUCHA_JOBS", "none")  # no background jobs in the shared database (test_worker.py runs them)
     for k, v in env.items():
         if v is None:
             e.pop(k, None)

@@ -4,7 +4,7 @@ two replicas on one database each run happens once; a failure is logged, kept in
 and retried; the jobs' changes are audited as the system; SIGTERM stops the worker with the rest.
 
 Jobs run only when this file makes them due (next_run_at), so that the other files' checkpoints
-are not disturbed: the servers of the other files run no jobs (harness: DUCHA_JOBS="")."""
+are not disturbed: the servers of the other files run no jobs (harness: DUCHA_JOBS=none)."""
 
 import os
 import shutil
@@ -143,6 +143,8 @@ def the_jobs_changes_are_audited_as_the_system():
         eq(ev["request_id"], "job:" + ("purge-idempotency-keys" if action == "purge" else "audit-checkpoint"),
            "%s: the request id names the job" % action)
     check('"deleted"' in job("purge-idempotency-keys")[4], "the row keeps what the run did")
+    eq(db("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ducha worker'"
+          " AND datname = current_database()"), "1", "the worker has a connection of its own, named")
     eq(srv.stop(), 0, "exits 0")
 
 
