@@ -172,11 +172,12 @@ static status next_number(struct call *c, json_int_t *seq, char prev[SIG_LEN + 1
   return ST_OK;
 }
 
+/* Every chain's head as the JSON array a checkpoint signs. */
+#define HEADS_JSON                                                                             \
+  "(SELECT jsonb_agg(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex')) ORDER BY chain)" \
+  " FROM audit_chain_heads)"
 /* Every head in one statement, so that they are the heads of one moment, and that moment. */
-static const char *SQL_HEADS =
-    "SELECT " UTC_TEXT("clock_timestamp()") ","
-    " json_agg(json_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex')) ORDER BY chain)"
-    " FROM audit_chain_heads";
+static const char *SQL_HEADS = "SELECT " UTC_TEXT("clock_timestamp()") ", " HEADS_JSON;
 static const char *SQL_INSERT =
     "INSERT INTO audit_checkpoints AS k (seq, created_at, heads, prev_signature, key_id, signature)"
     " VALUES ($1, $2, $3, nullif($4, ''), $5, $6) RETURNING " JSON_OF_K;
@@ -246,9 +247,7 @@ status checkpoint_create(struct call *c) {
 
 /* Whether every chain's head is what the newest checkpoint signed (none: no). */
 static const char *SQL_UNCHANGED =
-    "SELECT coalesce((SELECT heads FROM audit_checkpoints ORDER BY seq DESC LIMIT 1)"
-    "   = (SELECT jsonb_agg(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex'))"
-    "      ORDER BY chain) FROM audit_chain_heads), false)";
+    "SELECT coalesce((SELECT heads FROM audit_checkpoints ORDER BY seq DESC LIMIT 1) = " HEADS_JSON ", false)";
 
 status checkpoint_job(struct call *c, json_t **result) {
   char unchanged[8];

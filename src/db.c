@@ -65,6 +65,11 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The transaction's identity (see db_begin_as), sent with the first statement of
+ * every transaction: prepared once per connection as "identity" (run_first). */
+static const char *SQL_IDENTITY = "SELECT set_config('ducha.scope', $1, true), set_config('ducha.actor', $2, true),"
+                                  " set_config('ducha.role', $3, true)";
+
 /* Session settings every connection gets: UTC times, the statement timeout, the local zone of
  * deadlines (read by SQL as current_setting('ducha.timezone')). */
 static int session_setup(PGconn *pg, const struct config *cfg) {
@@ -81,6 +86,11 @@ static int session_setup(PGconn *pg, const struct config *cfg) {
                              " set_config('jit', 'off', false)", /* compiling costs more than short queries take */
                              2, NULL, params, NULL, NULL, 0);
   int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (ok && cfg->prepare) {
+    PQclear(r);
+    r = PQprepare(pg, "identity", SQL_IDENTITY, 3, NULL);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  }
   if (!ok)
     y_log_message(Y_LOG_LEVEL_ERROR, "database session set-up failed: %s", PQresultErrorMessage(r));
   PQclear(r);
@@ -374,9 +384,6 @@ static uint64_t text_hash(const char *s) {
   return h;
 }
 
-/* The transaction's identity (see db_begin_as). */
-static const char *SQL_IDENTITY = "SELECT set_config('ducha.scope', $1, true), set_config('ducha.actor', $2, true),"
-                                  " set_config('ducha.role', $3, true)";
 
 /* Sends the pending BEGIN and identity, then sql (prepared first as name when prepare), in one
  * pipeline, and reads their answers: sql's result, or the first error. */
@@ -385,7 +392,8 @@ static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char 
   const char *begin = c->read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
   PGresult *answer = NULL, *r;
   int sent = PQenterPipelineMode(c->pg) && PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
-             PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, c->identity, NULL, NULL, 0) &&
+             (pool.cfg->prepare ? PQsendQueryPrepared(c->pg, "identity", 3, c->identity, NULL, NULL, 0)
+                                : PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, c->identity, NULL, NULL, 0)) &&
              (!*prepare || PQsendPrepare(c->pg, name, sql, nparams, NULL)) &&
              (name ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
                    : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary)) &&
@@ -437,6 +445,15 @@ static int read_commit(db_conn *c, long long deadline) {
   return 0;
 }
 
+/* Keeps slot p for sql, just prepared on the server under the next number; -1 without memory. */
+static int remember(db_conn *c, struct prepared *p, const char *sql, uint64_t hash) {
+  if (!(p->text = strdup(sql)))
+    return -1;
+  p->hash = hash;
+  p->number = ++c->nprepared;
+  return 0;
+}
+
 /* Runs sql, with prepare as a statement prepared once per connection and found again by its
  * text: parsing and planning the big read queries is half their cost. Without, it is planned
  * for its values each time: what lists with optional filters need, as one generic plan cannot
@@ -445,48 +462,31 @@ static PGresult *run(db_conn *c, const char *sql, int nparams, const char *const
                      int prepare, int binary) {
   long long deadline = now_ms() + deadline_ms;
   struct prepared *p = NULL;
+  uint64_t hash = 0;
   char name[24];
   if (c->commit_unread && read_commit(c, deadline))
     return NULL;
-  if (c->begin_pending) {
-    int fresh = 0;
-    if (prepare && pool.cfg->prepare && nparams > 0 && prepared_room(c)) {
-      uint64_t hash = text_hash(sql);
-      p = prepared_slot(c, sql, hash);
-      fresh = !p->text;
-      snprintf(name, sizeof name, "s%zu", fresh ? c->nprepared + 1 : p->number);
-      if (fresh) {
-        int prepared = 1;
-        PGresult *r = run_first(c, sql, nparams, params, deadline, name, &prepared, binary);
-        if (prepared && (p->text = strdup(sql))) {
-          p->hash = hash;
-          p->number = ++c->nprepared;
-        } else if (prepared) {
-          c->broken = 1; /* the server has a statement this side cannot name again */
-        }
-        return r;
-      }
-    }
-    int prepared = 0;
-    return run_first(c, sql, nparams, params, deadline, p ? name : NULL, &prepared, binary);
-  }
   if (prepare && pool.cfg->prepare && nparams > 0 && prepared_room(c)) {
-    uint64_t hash = text_hash(sql);
-    p = prepared_slot(c, sql, hash);
-    if (!p->text) {
-      snprintf(name, sizeof name, "s%zu", c->nprepared + 1);
-      if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
-        return NULL;
-      PGresult *r = wait_result(c, deadline);
-      if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return r;
-      PQclear(r);
-      if (!(p->text = strdup(sql)))
-        return NULL;
-      p->hash = hash;
-      p->number = ++c->nprepared;
-    }
-    snprintf(name, sizeof name, "s%zu", p->number);
+    p = prepared_slot(c, sql, hash = text_hash(sql));
+    snprintf(name, sizeof name, "s%zu", p->text ? p->number : c->nprepared + 1);
+  }
+  int fresh = p && !p->text; /* to be prepared now, as name */
+  PGresult *r;
+  if (c->begin_pending) { /* BEGIN, the identity, the Parse when fresh, and sql: one round trip */
+    r = run_first(c, sql, nparams, params, deadline, p ? name : NULL, &fresh, binary);
+    if (fresh && remember(c, p, sql, hash))
+      c->broken = 1; /* the server has a statement this side cannot name again */
+    return r;
+  }
+  if (fresh) {
+    if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
+      return NULL;
+    r = wait_result(c, deadline);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      return r;
+    PQclear(r);
+    if (remember(c, p, sql, hash))
+      return NULL;
   }
   int sent = p ? PQsendQueryPrepared(c->pg, name, nparams, params, NULL, NULL, binary)
                : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary);
