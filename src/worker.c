@@ -156,15 +156,13 @@ static status run_claimed(db_conn *db, const struct job *j) {
     snprintf(why, sizeof why, "%s%s%s", c.detail, c.detail[0] && e->message[0] ? ": " : "", e->message);
     y_log_message(Y_LOG_LEVEL_ERROR, "job %s failed after %ld ms: %s", j->name, now_ms() - started, why);
     const char *params[] = {j->name, every.s, W.id, why};
-    if (PQtransactionStatus(db_pg(db)) == PQTRANS_INTRANS || PQtransactionStatus(db_pg(db)) == PQTRANS_INERROR) {
-      if (db_exec(db, NULL, "ROLLBACK TO SAVEPOINT job", 0, NULL) == ST_OK &&
-          db_exec(db, NULL, SQL_FAILED, 4, params) == ST_OK && db_commit(db) == ST_OK)
-        s = ST_INTERNAL; /* recorded: the connection is fine */
-      else
-        s = ST_UNAVAILABLE;
-    } else {
-      s = ST_UNAVAILABLE;
-    }
+    PGTransactionStatusType open = PQtransactionStatus(db_pg(db));
+    /* ST_INTERNAL: the failure is recorded, the connection is fine; else it is not */
+    s = (open == PQTRANS_INTRANS || open == PQTRANS_INERROR) &&
+                db_exec(db, NULL, "ROLLBACK TO SAVEPOINT job", 0, NULL) == ST_OK &&
+                db_exec(db, NULL, SQL_FAILED, 4, params) == ST_OK && db_commit(db) == ST_OK
+            ? ST_INTERNAL
+            : ST_UNAVAILABLE;
   }
   json_decref(result);
   json_decref(c.result);
