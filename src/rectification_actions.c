@@ -264,12 +264,11 @@ ACTION(revoke, "revoke", REASON, revoke)
  * the numbered lists locks in the other order). */
 static const char *SQL_STATE =
     "SELECT x.status, to_json(ducha_rectification_actions(x.status, x.responsible_department_id, x.submitted_by,"
-    "   e.pending))::text AS actions, coalesce(x.submitted_by::text, '') AS submitted_by,"
+    "   e.id IS NOT NULL))::text AS actions, coalesce(x.submitted_by::text, '') AS submitted_by,"
     "   coalesce(x.deadline::text, '') AS deadline, r.inspection_id, r.inspection_status, x.version,"
-    "   " RECTIFICATION_ASSIGNED("x") " AS may_act, e.pending"
+    "   " RECTIFICATION_ASSIGNED("x") " AS may_act, e.id IS NOT NULL AS pending"
     " FROM rectifications x JOIN rectification_rows r ON r.id = x.id"
-    " CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM extension_requests e"
-    "   WHERE e.rectification_id = x.id AND e.status = 'pending') AS pending) e"
+    " LEFT JOIN extension_requests e ON e.rectification_id = x.id AND e.status = 'pending'"
     " WHERE x.id = $1 AND " RECTIFICATION_VISIBLE("x.id")
     " FOR NO KEY UPDATE OF x";
 

@@ -57,14 +57,18 @@ static const struct ordinal_sql ORDINALS = {
   " 'inspection', json_build_object('id', r.inspection_id, 'title', r.inspection_title, 'status', r.inspection_status),"        \
   " 'target_department', " NAME_OF("departments", "name", "r.target_department_id") ","         \
   " 'allowed_transitions', to_json(ducha_rectification_actions(r.status, r.responsible_department_id," \
-  "   r.submitted_by, EXISTS (SELECT 1 FROM extension_requests x WHERE x.rectification_id = r.id" \
-  "   AND x.status = 'pending'))),"                                                            \
+  "   r.submitted_by, xr.id IS NOT NULL)),"                                                      \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
 /* A department user sees the rectifications assigned to its units, now or before a
  * reassignment, and those of inspections of its units: rectification_readers. */
 #define VISIBLE_R RECTIFICATION_VISIBLE("r.id")
 /* The rectification with its problem, item and inspection (migrations/0011). */
 #define FROM_R " FROM rectification_rows r"
+/* The same with its pending request for more time, if any (at most one: a unique index), for
+ * JSON_OF_R. A join, not an EXISTS in the call: PostgreSQL inlines a SQL function only when an
+ * argument used twice holds no sub-SELECT; otherwise it plans the function's body again for
+ * every row (0.4 ms each). */
+#define FROM_RJ FROM_R " LEFT JOIN extension_requests xr ON xr.rectification_id = r.id AND xr.status = 'pending'"
 
 static const char *SQL_DEADLINE =
     "SELECT CASE WHEN $1::date < ducha_today() THEN 'past'"
@@ -116,7 +120,7 @@ const struct resource RECTIFICATIONS = {
   .collection = "/api/v1/rectifications",
   .create_fields = CREATE,
   .patch_fields = PATCH,
-  .sql_get = "SELECT r.version, " JSON_OF_R FROM_R " WHERE r.id = $1 AND " VISIBLE_R,
+  .sql_get = "SELECT r.version, " JSON_OF_R FROM_RJ " WHERE r.id = $1 AND " VISIBLE_R,
   /* The problem first, as a create does: siblings are renumbered under its lock. */
   .sql_lock = "WITH parent AS (SELECT id FROM problems WHERE id = (SELECT problem_id FROM rectifications WHERE id = $1)"
               " FOR UPDATE) SELECT r.version FROM rectifications r, parent WHERE r.id = $1 FOR UPDATE OF r",
@@ -136,7 +140,7 @@ const struct resource RECTIFICATIONS = {
   .list = {
     .sql_parent = "SELECT 1 FROM problems p JOIN items it ON it.id = p.item_id"
                   " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 AND ducha_in_scope(i.target_department_id)",
-    .sql_page = "SELECT r.ordinal, " JSON_OF_R FROM_R " WHERE r.problem_id = $1"
+    .sql_page = "SELECT r.ordinal, " JSON_OF_R FROM_RJ " WHERE r.problem_id = $1"
                 " AND ($2::int IS NULL OR r.ordinal > $2) ORDER BY r.ordinal LIMIT $3",
     .sql_count = "SELECT count(*) FROM rectifications r WHERE r.problem_id = $1",
   },
@@ -185,7 +189,7 @@ const struct qparam LEDGER_FILTERS[] = {
  * text do the same, and keep the rows one of the caller's units reads (rectification_readers,
  * migrations/0008). The page's rows are found first and only they are joined for their JSON. */
 #define PAGE_L(key, op, dir, type, visible)                                                    \
-  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_R                                             \
+  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_RJ                                            \
   " JOIN (SELECT r.id, " key " AS key" FROM_R FILTER_L visible                               \
   "   AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"       \
   "   ORDER BY " key " " dir ", r.id " dir " LIMIT $13) v ON v.id = r.id"                       \
@@ -206,7 +210,7 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND $3::bigint[] IS NULL AND $4::bigint IS NULL AND $5::bigint IS NULL AND $6::bigint IS NULL" \
   "   AND $7::bigint IS NULL AND $10::text IS NULL"
 #define PAGE_BY_UNIT_L(key, op, dir, type)                                                     \
-  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_R                                             \
+  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_RJ                                            \
   " JOIN (SELECT DISTINCT y.id, y.key FROM unnest(ducha_scope()) s(unit), LATERAL ("            \
   "   SELECT x.rectification_id AS id, " key " AS key FROM rectification_readers x" FILTER_X    \
   "     AND x.department_id = s.unit"                                                          \
