@@ -187,13 +187,12 @@ const struct qparam LEDGER_FILTERS[] = {
  * filter's index, whichever the planner finds cheaper. A department user's pages with a filter
  * that picks rows by what they belong to (units, inspection, target, task, batch) or by their
  * text do the same, and keep the rows one of the caller's units reads (rectification_readers,
- * migrations/0008). The page's rows are found first and only they are joined for their JSON. */
+ * migrations/0008). The page's rows are found first, planned for the filters' values; their
+ * JSON comes from SQL_LEDGER_JSON, planned once. */
 #define PAGE_L(key, op, dir, type, visible)                                                    \
-  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_RJ                                            \
-  " JOIN (SELECT r.id, " key " AS key" FROM_R FILTER_L visible                               \
+  "SELECT r.id, NULL, " key "::text" FROM_R FILTER_L visible                                   \
   "   AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"       \
-  "   ORDER BY " key " " dir ", r.id " dir " LIMIT $13) v ON v.id = r.id"                       \
-  " ORDER BY v.key " dir ", v.id " dir
+  " ORDER BY " key " " dir ", r.id " dir " LIMIT $13"
 #define READ_BY_SCOPE                                                                          \
   " AND r.id IN (SELECT x.rectification_id FROM rectification_readers x WHERE x.department_id = ANY (ducha_scope()))"
 /* Without such a filter, a department user's page starts from rectification_readers, which keeps
@@ -210,18 +209,23 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND $3::bigint[] IS NULL AND $4::bigint IS NULL AND $5::bigint IS NULL AND $6::bigint IS NULL" \
   "   AND $7::bigint IS NULL AND $10::text IS NULL"
 #define PAGE_BY_UNIT_L(key, op, dir, type)                                                     \
-  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_RJ                                            \
-  " JOIN (SELECT DISTINCT y.id, y.key FROM unnest(ducha_scope()) s(unit), LATERAL ("            \
+  "SELECT DISTINCT y.id, NULL, y.key::text, y.key FROM unnest(ducha_scope()) s(unit), LATERAL (" \
   "   SELECT x.rectification_id AS id, " key " AS key FROM rectification_readers x" FILTER_X    \
   "     AND x.department_id = s.unit"                                                          \
   "     AND ($11::" type " IS NULL OR (" key ", x.rectification_id) " op " ($11::" type ", $12::bigint))" \
   "   ORDER BY " key " " dir ", x.rectification_id " dir " LIMIT $13) y"                       \
-  "   ORDER BY y.key " dir ", y.id " dir " LIMIT $13) v ON v.id = r.id"                         \
-  " ORDER BY v.key " dir ", v.id " dir
+  " ORDER BY y.key " dir ", y.id " dir " LIMIT $13"
 #define PAGES_L(visible)                                                                       \
   {PAGE_L(DEADLINE_KEY("r"), ">", "ASC", "date", visible), PAGE_L(DEADLINE_KEY("r"), "<", "DESC", "date", visible), \
    PAGE_L("r.updated_at", ">", "ASC", "timestamptz", visible),                                  \
    PAGE_L("r.updated_at", "<", "DESC", "timestamptz", visible)}
+
+/* The JSON of a page's rows ($1: their ids, in the page's order), planned once. */
+static const char *SQL_LEDGER_JSON =
+    "SELECT " JSON_OF_R " FROM unnest($1::bigint[]) WITH ORDINALITY u(id, n)"
+    " JOIN rectification_rows r ON r.id = u.id"
+    " LEFT JOIN extension_requests xr ON xr.rectification_id = r.id AND xr.status = 'pending'"
+    " ORDER BY u.n";
 
 /* [staff, department user, department user with a filter of FILTERED_BY][sort] */
 static const char *const LEDGER_PAGES[3][4] = {
@@ -273,7 +277,8 @@ status rectification_ledger(struct call *c) {
       if (v[FILTERED_BY[i]])
         form = 2;
   }
-  status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], params, 10, 1);
+  status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], SQL_LEDGER_JSON,
+                           params, 10, 1);
   PQclear(units);
   return s;
 }
