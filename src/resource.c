@@ -73,14 +73,18 @@ status resource_db_failure(struct call *c, status s) {
 
 static const struct resource *res_of(const struct call *c) { return c->route->resource; }
 
-/* Row id of r: (version, json) in *res (caller clears it), and the version as the ETag. */
+/* Row id of r: (version, json) in *res (caller clears it), and the version as the ETag. A
+ * version "N.more" is a tag of its own: N for If-Match, the whole for If-None-Match. */
 static status get_row(struct call *c, const struct resource *r, int64_t id, PGresult **res) {
   struct num n = num(id);
   const char *params[] = {n.s};
   status s = resource_row(c, r->name, res, r->sql_get, 1, params);
   if (s != ST_OK)
     return s;
-  c->etag = strtol(PQgetvalue(*res, 0, 0), NULL, 10);
+  const char *tag = PQgetvalue(*res, 0, 0);
+  c->etag = strtol(tag, NULL, 10);
+  if (strchr(tag, '.'))
+    snprintf(c->etag_text, sizeof c->etag_text, "\"%s\"", tag);
   return ST_OK;
 }
 
