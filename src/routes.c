@@ -3,6 +3,7 @@
 #include "audit.h"
 #include "checkpoint.h"
 #include "resources.h"
+#include "statistics.h"
 
 #define A ROLE_ADMIN
 #define STAFF ROLES_STAFF
@@ -91,6 +92,12 @@ const struct route ROUTES[] = {
   {"POST", "/api/v1/items/{id}/evidence", evidence_upload, R_UPLOAD | R_CREATED, NULL, NULL, STAFF | D},
   {"GET", "/api/v1/evidence/{id}", res_get, 0, NULL, &EVIDENCE, ALL},
   {"GET", "/api/v1/evidence/{id}/content", evidence_content, 0, NULL, NULL, ALL},
+
+  {"GET", "/api/v1/statistics/inspections/{id}", statistics_inspection, 0, NULL, NULL, ALL},
+  {"GET", "/api/v1/statistics/departments", statistics_departments, 0, STATISTICS_DEPARTMENT_PARAMS, NULL, ALL},
+  {"GET", "/api/v1/statistics/matrix", statistics_matrix, 0, STATISTICS_MATRIX_PARAMS, NULL, ALL},
+  {"GET", "/api/v1/statistics/ranking", statistics_ranking, 0, STATISTICS_DEPARTMENT_PARAMS, NULL, READ},
+  {"GET", "/api/v1/statistics/trend", statistics_trend, 0, STATISTICS_TREND_PARAMS, NULL, ALL},
 
   {"GET", "/api/v1/users", res_list, R_LIST | R_PRIVATE, USER_FILTERS, &USERS, A},
   {"POST", "/api/v1/users", res_create, R_BODY | R_CREATED | R_PRIVATE, NULL, &USERS, A},
