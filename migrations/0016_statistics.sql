@@ -97,40 +97,37 @@ CREATE TABLE statistics_trend (
   PRIMARY KEY (unit, day)
 );
 
--- The fact of rectification r_id from its tables, or none when it is gone. One rectification a
--- call, by primary keys: planned once per connection.
+-- What the fact of each rectification is, from its tables (written once for the triggers and
+-- the backfill).
+CREATE VIEW statistics_fact_source AS
+SELECT r.id AS rectification_id, r.responsible_department_id AS unit, i.target_department_id AS target,
+       i.id AS inspection_id, i.checklist_id, i.batch_id, i.inspected_on, r.status, r.deadline, r.urge_count,
+       r.closed_on_time, ducha_local_date(r.created_at) AS created_on, ducha_local_date(r.closed_at) AS closed_on,
+       ducha_local_date(i.submitted_at) AS submitted_on,
+       CASE WHEN r.status = 'closed' THEN wc.ordinal - ws.ordinal END AS days,
+       coalesce((SELECT array_agg(a.department_id ORDER BY a.department_id) FROM rectification_assignments a
+                 WHERE a.rectification_id = r.id AND a.department_id <> r.responsible_department_id), '{}') AS prior_units
+  FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id
+  JOIN inspections i ON i.id = it.inspection_id
+  LEFT JOIN working_days wc ON wc.day = ducha_local_date(r.closed_at)
+  LEFT JOIN working_days ws ON ws.day = ducha_local_date(i.submitted_at);
+
+-- The fact of rectification r_id, or none when it is gone. One rectification a call, by primary
+-- keys: planned once per connection.
 CREATE FUNCTION statistics_fact_refresh(r_id bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM rectifications WHERE id = r_id) THEN
     DELETE FROM statistics_facts WHERE rectification_id = r_id;
     RETURN;
   END IF;
-  INSERT INTO statistics_facts AS f (rectification_id, unit, target, inspection_id, checklist_id, batch_id,
-                                     inspected_on, status, deadline, urge_count, closed_on_time, created_on,
-                                     closed_on, submitted_on, days, prior_units)
-  SELECT r.id, r.responsible_department_id, i.target_department_id, i.id, i.checklist_id, i.batch_id,
-         i.inspected_on, r.status, r.deadline, r.urge_count, r.closed_on_time, ducha_local_date(r.created_at),
-         ducha_local_date(r.closed_at), ducha_local_date(i.submitted_at),
-         CASE WHEN r.status = 'closed' THEN wc.ordinal - ws.ordinal END,
-         coalesce((SELECT array_agg(a.department_id ORDER BY a.department_id) FROM rectification_assignments a
-                   WHERE a.rectification_id = r.id AND a.department_id <> r.responsible_department_id), '{}')
-    FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id
-    JOIN inspections i ON i.id = it.inspection_id
-    LEFT JOIN working_days wc ON wc.day = ducha_local_date(r.closed_at)
-    LEFT JOIN working_days ws ON ws.day = ducha_local_date(i.submitted_at)
-   WHERE r.id = r_id
+  INSERT INTO statistics_facts AS f SELECT * FROM statistics_fact_source s WHERE s.rectification_id = r_id
   ON CONFLICT (rectification_id) DO UPDATE
     SET unit = excluded.unit, target = excluded.target, inspection_id = excluded.inspection_id,
         checklist_id = excluded.checklist_id, batch_id = excluded.batch_id, inspected_on = excluded.inspected_on,
         status = excluded.status, deadline = excluded.deadline, urge_count = excluded.urge_count,
         closed_on_time = excluded.closed_on_time, created_on = excluded.created_on, closed_on = excluded.closed_on,
         submitted_on = excluded.submitted_on, days = excluded.days, prior_units = excluded.prior_units
-    WHERE (f.unit, f.target, f.inspection_id, f.checklist_id, f.batch_id, f.inspected_on, f.status, f.deadline,
-           f.urge_count, f.closed_on_time, f.created_on, f.closed_on, f.submitted_on, f.days, f.prior_units)
-          IS DISTINCT FROM
-          (excluded.unit, excluded.target, excluded.inspection_id, excluded.checklist_id, excluded.batch_id,
-           excluded.inspected_on, excluded.status, excluded.deadline, excluded.urge_count, excluded.closed_on_time,
-           excluded.created_on, excluded.closed_on, excluded.submitted_on, excluded.days, excluded.prior_units);
+    WHERE f IS DISTINCT FROM excluded;
 END $$;
 
 -- The rectification itself, its assignments, and the rows above it.
@@ -379,22 +376,20 @@ END $$;
 -- Concatenates integer arrays (the working days of cells).
 CREATE AGGREGATE ducha_array_cat(integer[]) (sfunc = array_cat, stype = integer[], initcond = '{}');
 
--- The rectifications made before this migration (statistics_rebuild counts them).
-SET LOCAL ducha.statistics_rebuild = 'on';
-INSERT INTO statistics_facts (rectification_id, unit, target, inspection_id, checklist_id, batch_id, inspected_on,
-                              status, deadline, urge_count, closed_on_time, created_on, closed_on, submitted_on,
-                              prior_units)
-SELECT r.id, r.responsible_department_id, i.target_department_id, i.id, i.checklist_id, i.batch_id, i.inspected_on,
-       r.status, r.deadline, r.urge_count, r.closed_on_time, ducha_local_date(r.created_at),
-       ducha_local_date(r.closed_at), ducha_local_date(i.submitted_at),
-       coalesce(a.units, '{}')
-  FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id
-  JOIN inspections i ON i.id = it.inspection_id
-  LEFT JOIN (SELECT a.rectification_id, array_agg(a.department_id ORDER BY a.department_id) AS units
-               FROM rectification_assignments a JOIN rectifications x ON x.id = a.rectification_id
-              WHERE a.department_id <> x.responsible_department_id GROUP BY 1) a ON a.rectification_id = r.id;
-SET LOCAL ducha.statistics_rebuild = 'off';
-SELECT statistics_rebuild();
+-- Every rectification's fact made again from its tables, and every cell counted again: the
+-- migration, and bulk loads that ran with the statistics' triggers disabled (bench/; per row
+-- they would serialise parallel loads on the cells, or deadlock them).
+CREATE FUNCTION statistics_backfill() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(ducha_statistics_lock());
+  PERFORM set_config('ducha.statistics_rebuild', 'on', true);
+  DELETE FROM statistics_facts;
+  INSERT INTO statistics_facts SELECT * FROM statistics_fact_source;
+  PERFORM set_config('ducha.statistics_rebuild', 'off', true);
+  PERFORM statistics_rebuild();  -- the working days, the cells, as_of
+END $$;
+
+SELECT statistics_backfill();
 ANALYZE statistics_facts;
 ANALYZE statistics_months;
 ANALYZE statistics_days;

@@ -140,7 +140,7 @@ static const char *SQL_INSPECTION =
 /* A fact's working days to close: as kept, or with the calendar of now while the cells wait for
  * the job to count them again. */
 #define DAYS_OF(f)                                                                             \
-  "CASE WHEN NOT k.stale THEN " f ".days WHEN " f ".status = 'closed' THEN (SELECT wc.ordinal - ws.ordinal" \
+  "CASE WHEN NOT " K("stale") " THEN " f ".days WHEN " f ".status = 'closed' THEN (SELECT wc.ordinal - ws.ordinal" \
   " FROM working_days wc, working_days ws WHERE wc.day = " f ".closed_on AND ws.day = " f ".submitted_on) END"
 #define LIVE_CTE(live)                                                                         \
   "live AS MATERIALIZED (SELECT x.unit, count(*) AS n, sum(x.open) AS open, sum(x.on_time) AS on_time," \
@@ -148,10 +148,10 @@ static const char *SQL_INSPECTION =
   "   count(x.days) AS n_days, coalesce(array_agg(x.days) FILTER (WHERE x.days IS NOT NULL), '{}') AS days" \
   " FROM (SELECT f.unit, (f.status <> 'closed')::int AS open,"                                \
   "   (f.status = 'closed' AND f.closed_on_time)::int AS on_time, (f.status = 'closed' AND NOT f.closed_on_time)::int AS late," \
-  "   (f.status IN ('pending', 'in_progress') AND f.deadline < k.today)::int AS overdue,"     \
-  "   (f.status IN ('pending', 'in_progress') AND f.deadline < k.today"                         \
-  "    AND (f.deadline < k.d_red OR f.urge_count >= k.red_urges))::int AS red, " DAYS_OF("f") " AS days" \
-  " FROM (" live ") f, k) x GROUP BY x.unit)"
+  "   (f.status IN ('pending', 'in_progress') AND f.deadline < " K("today") ")::int AS overdue," \
+  "   (f.status IN ('pending', 'in_progress') AND f.deadline < " K("today")                     \
+  "    AND (f.deadline < " K("d_red") " OR f.urge_count >= " K("red_urges") "))::int AS red, " DAYS_OF("f") " AS days" \
+  " FROM (" live ") f) x GROUP BY x.unit)"
 
 /* Per unit: rectifications, open, closed on time and late, overdue, red, and the working days to
  * close summed and counted. The cells count every rectification with a deadline before as_of as
@@ -160,12 +160,12 @@ static const char *SQL_INSPECTION =
   "counts AS (" CELLS("c.unit, c.n, c.open, c.on_time, c.late, c.overdue, c.overdue AS red,"  \
                       " CASE WHEN " K("stale") " THEN 0 ELSE c.days_sum END AS days_sum,"       \
                       " CASE WHEN " K("stale") " THEN 0 ELSE cardinality(c.days) END AS n_days", own_c, "") \
-  " UNION ALL SELECT f.unit, 0, 0, 0, 0, (f.deadline < k.today)::int - (f.deadline < k.a)::int," \
-  "   (f.deadline < k.today AND (f.deadline < k.d_red OR f.urge_count >= k.red_urges))::int - (f.deadline < k.a)::int, 0, 0" \
-  "   FROM statistics_facts f, k WHERE $1::bigint IS NULL AND f.status IN ('pending', 'in_progress')" \
+  " UNION ALL SELECT f.unit, 0, 0, 0, 0, (f.deadline < " K("today") ")::int - (f.deadline < " K("a") ")::int," \
+  "   (f.deadline < " K("today") " AND (f.deadline < " K("d_red") " OR f.urge_count >= " K("red_urges") "))::int" \
+  "   - (f.deadline < " K("a") ")::int, 0, 0 FROM statistics_facts f WHERE $1::bigint IS NULL AND f.status IN ('pending', 'in_progress')" \
   "   AND f.deadline IS NOT NULL AND f.deadline >= " K("least(a, d_red)") " AND f.deadline < " K("greatest(a, today)") \
   SEL_F own_f                                                                                  \
-  " UNION ALL SELECT f.unit, 0, 0, 0, 0, 0, 0, d.days, 1 FROM statistics_facts f, k,"          \
+  " UNION ALL SELECT f.unit, 0, 0, 0, 0, 0, 0, d.days, 1 FROM statistics_facts f,"             \
   "   LATERAL (SELECT " DAYS_OF("f") " AS days) d WHERE $1::bigint IS NULL AND " K("stale")    \
   "   AND f.status = 'closed'" SEL_F own_f                                                      \
   " UNION ALL SELECT unit, n, open, on_time, late, overdue, red, days_sum, n_days FROM live)"
@@ -188,7 +188,7 @@ static const char *SQL_INSPECTION =
 #define DAYS_CTE(own_c, own_f)                                                                 \
   "days AS MATERIALIZED (SELECT c.unit, ducha_array_cat(c.days) AS days FROM ("                \
   CELLS("c.unit, c.days", own_c, " AND NOT " K("stale"))                                       \
-  " UNION ALL SELECT f.unit, ARRAY[d.days] FROM statistics_facts f, k, LATERAL (SELECT " DAYS_OF("f") " AS days) d" \
+  " UNION ALL SELECT f.unit, ARRAY[d.days] FROM statistics_facts f, LATERAL (SELECT " DAYS_OF("f") " AS days) d" \
   "   WHERE $1::bigint IS NULL AND " K("stale") " AND f.status = 'closed'" SEL_F own_f        \
   " UNION ALL SELECT unit, days FROM live) c GROUP BY c.unit),"                                \
   " r AS (SELECT t.root, ducha_array_cat(y.days) AS days FROM tree t JOIN days y ON y.unit = t.id GROUP BY t.root)"

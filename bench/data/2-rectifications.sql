@@ -4,7 +4,7 @@
 -- version, which every change of its rectifications counts up).
 --   psql -v part=0 -v parts=2 -f bench/data/2-rectifications.sql
 -- Every trigger of rectifications runs: search_text and search_grams, the history rows, the
--- readers; only the secondary indexes wait for part 3.
+-- readers; only the secondary indexes and the statistics' counts wait for part 3.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 SELECT setseed(0.31 + :part / 100.0);

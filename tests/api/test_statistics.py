@@ -632,27 +632,40 @@ def the_job_catches_up_in_the_background():
     agree(ctx.admin, label="after the job")
 
 
+CELL_SUMS = """
+  count(*)::int, (count(*) FILTER (WHERE status <> 'closed'))::int,
+  (count(*) FILTER (WHERE status = 'closed' AND closed_on_time))::int,
+  (count(*) FILTER (WHERE status = 'closed' AND NOT closed_on_time))::int,
+  (count(*) FILTER (WHERE status IN ('pending', 'in_progress') AND deadline < (SELECT as_of FROM statistics_state)))::int,
+  coalesce(sum(days), 0)::bigint, coalesce(array_agg(days ORDER BY days) FILTER (WHERE days IS NOT NULL), '{}')"""
+CELLS = """SELECT unit, checklist_id, period, n, open, on_time, late, overdue, days_sum,
+  (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(days) x) FROM %s WHERE n <> 0"""
+
+
+def differences(a, b):
+    return int(db("SELECT count(*) FROM ((%s EXCEPT %s) UNION ALL (%s EXCEPT %s)) x" % (a, b, b, a)))
+
+
 @test
-def the_facts_follow_every_change():
-    """statistics_facts and the cells equal what a count from the tables gives, after all the
-    changes above (creations, lifecycle, reassignment, deadlines moved by hand, inspections
-    resubmitted)."""
+def the_facts_and_cells_follow_every_change():
+    """After all the changes above (creations, the lifecycle, a reassignment, deadlines, dates and
+    submissions moved by hand, a calendar replaced): each rectification's fact is what its tables
+    say (statistics_fact_source), and every cell and trend row the sum of the facts."""
     data()
-    facts = ("SELECT count(*) FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id"
-             " JOIN inspections i ON i.id = it.inspection_id LEFT JOIN statistics_facts f ON f.rectification_id = r.id"
-             " WHERE f IS NULL OR (f.unit, f.target, f.inspection_id, f.status, f.deadline, f.urge_count,"
-             " f.closed_on_time, f.created_on, f.closed_on) IS DISTINCT FROM (r.responsible_department_id,"
-             " i.target_department_id, i.id, r.status, r.deadline, r.urge_count, r.closed_on_time,"
-             " ducha_local_date(r.created_at), ducha_local_date(r.closed_at))")
-    eq(db(facts), "0", "every rectification has its fact, as it is")
-    cells = ("SELECT count(*) FROM (SELECT unit, checklist_id, inspected_on, count(*) AS n,"
-             " count(*) FILTER (WHERE status <> 'closed') AS open, coalesce(sum(days), 0) AS s FROM statistics_facts"
-             " GROUP BY 1, 2, 3) f FULL JOIN (SELECT * FROM statistics_days WHERE n <> 0) c"
-             " ON (c.unit, c.checklist_id, c.period) = (f.unit, f.checklist_id, f.inspected_on)"
-             " WHERE (c.n, c.open, c.days_sum, cardinality(c.days)) IS DISTINCT FROM"
-             " (f.n, f.open, f.s, (SELECT count(*) FROM statistics_facts x WHERE x.days IS NOT NULL"
-             "  AND (x.unit, x.checklist_id, x.inspected_on) = (f.unit, f.checklist_id, f.inspected_on))::int)")
-    eq(db(cells), "0", "the day cells are the sums of the facts")
+    db("SELECT statistics_catch_up()")  # the working days of a calendar another file replaced
+    current = "(SELECT calendar_version FROM statistics_state) = (SELECT version FROM name_versions" \
+              " WHERE catalogue = 'calendar')"
+    eq(differences("SELECT * FROM statistics_fact_source WHERE %s" % current,
+                   "SELECT * FROM statistics_facts WHERE %s" % current), 0, "the facts are the tables'")
+    eq(differences("SELECT unit, checklist_id, inspected_on, %s FROM statistics_facts GROUP BY 1, 2, 3" % CELL_SUMS,
+                   CELLS % "statistics_days"), 0, "the day cells are the facts' sums")
+    eq(differences("SELECT unit, checklist_id, date_trunc('month', inspected_on)::date, %s FROM statistics_facts"
+                   " GROUP BY 1, 2, 3" % CELL_SUMS, CELLS % "statistics_months"), 0, "the month cells too")
+    trend_sums = ("SELECT u, d, sum(c)::int, sum(k)::int, sum(l)::int FROM statistics_facts f,"
+                  " LATERAL (VALUES (f.created_on, 1, 0, 0), (f.closed_on, 0, 1, (NOT f.closed_on_time)::int)) x(d, c, k, l),"
+                  " LATERAL (VALUES (f.unit), (0)) y(u) WHERE x.d IS NOT NULL GROUP BY 1, 2")
+    eq(differences(trend_sums, "SELECT unit, day, created, closed, closed_late FROM statistics_trend"
+                   " WHERE (created, closed, closed_late) <> (0, 0, 0)"), 0, "the trend rows too")
 
 
 # ---------------------------------------------------------------------------------------------
