@@ -189,9 +189,9 @@ $$;
 CREATE FUNCTION statistics_count(f statistics_facts, sign integer, as_of date) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   v_open integer := sign * (f.status <> 'closed')::integer;
-  v_on_time integer := sign * (f.status = 'closed' AND f.closed_on_time)::integer;
-  v_late integer := sign * (f.status = 'closed' AND NOT f.closed_on_time)::integer;
-  v_overdue integer := sign * (f.status IN ('pending', 'in_progress') AND f.deadline < as_of)::integer;
+  v_on_time integer := sign * (f.status = 'closed' AND f.closed_on_time IS TRUE)::integer;
+  v_late integer := sign * (f.status = 'closed' AND f.closed_on_time IS FALSE)::integer;
+  v_overdue integer := sign * (f.status IN ('pending', 'in_progress') AND f.deadline < as_of IS TRUE)::integer;
   v_days integer[] := CASE WHEN f.days IS NOT NULL AND sign > 0 THEN ARRAY[f.days] ELSE '{}' END;
 BEGIN
   INSERT INTO statistics_months AS c (unit, checklist_id, period, n, open, on_time, late, overdue, days_sum, days)
@@ -286,7 +286,7 @@ BEGIN
     FROM statistics_facts f,
          LATERAL (VALUES (f.created_on, 1, 0, 0),
                          (f.closed_on, 0, (f.status = 'closed')::integer,
-                          (f.status = 'closed' AND NOT f.closed_on_time)::integer)) x(d, cr, cl, lt),
+                          (f.status = 'closed' AND f.closed_on_time IS FALSE)::integer)) x(d, cr, cl, lt),
          LATERAL (VALUES (f.unit), (0)) y(u)
    WHERE x.d IS NOT NULL AND (x.cr <> 0 OR x.cl <> 0)
    GROUP BY u, d;

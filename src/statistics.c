@@ -147,10 +147,11 @@ static const char *SQL_INSPECTION =
   "   sum(x.late) AS late, sum(x.overdue) AS overdue, sum(x.red) AS red, coalesce(sum(x.days), 0) AS days_sum," \
   "   count(x.days) AS n_days, coalesce(array_agg(x.days) FILTER (WHERE x.days IS NOT NULL), '{}') AS days" \
   " FROM (SELECT f.unit, (f.status <> 'closed')::int AS open,"                                \
-  "   (f.status = 'closed' AND f.closed_on_time)::int AS on_time, (f.status = 'closed' AND NOT f.closed_on_time)::int AS late," \
-  "   (f.status IN ('pending', 'in_progress') AND f.deadline < " K("today") ")::int AS overdue," \
-  "   (f.status IN ('pending', 'in_progress') AND f.deadline < " K("today")                     \
-  "    AND (f.deadline < " K("d_red") " OR f.urge_count >= " K("red_urges") "))::int AS red, " DAYS_OF("f") " AS days" \
+  "   (f.status = 'closed' AND f.closed_on_time IS TRUE)::int AS on_time,"                    \
+  "   (f.status = 'closed' AND f.closed_on_time IS FALSE)::int AS late,"                        \
+  "   (f.status IN ('pending', 'in_progress') AND f.deadline < " K("today") " IS TRUE)::int AS overdue," \
+  "   (f.status IN ('pending', 'in_progress') AND (f.deadline < " K("today")                    \
+  "    AND (f.deadline < " K("d_red") " OR f.urge_count >= " K("red_urges") ")) IS TRUE)::int AS red, " DAYS_OF("f") " AS days" \
   " FROM (" live ") f) x GROUP BY x.unit)"
 
 /* Per unit: rectifications, open, closed on time and late, overdue, red, and the working days to
@@ -299,7 +300,7 @@ static const char *SQL_MATRIX =
 #define TREND_FOREIGN                                                                          \
   " UNION ALL SELECT f.created_on, 1, 0, 0 FROM (" LIVE_FOREIGN_ROWS ") f"                     \
   "   WHERE f.created_on >= " K("d_from") " AND f.created_on <= " K("d_to")                     \
-  " UNION ALL SELECT f.closed_on, 0, 1, (NOT f.closed_on_time)::int FROM (" LIVE_FOREIGN_ROWS ") f" \
+  " UNION ALL SELECT f.closed_on, 0, 1, (f.closed_on_time IS FALSE)::int FROM (" LIVE_FOREIGN_ROWS ") f" \
   "   WHERE f.status = 'closed' AND f.closed_on >= " K("d_from") " AND f.closed_on <= " K("d_to")
 #define UNIT_IN " AND ($4::bigint IS NULL OR f.unit = ANY ((SELECT a FROM units)::bigint[]))"
 #define LIVE_FOREIGN_ROWS LIVE_FOREIGN(UNIT_IN)

@@ -197,7 +197,7 @@ def figures_of(client, rows):
     return {"rectifications": len(rows), "open": sum(x["status"] != "closed" for x in rows),
             "overdue": sum(bool(x["overdue"]) for x in rows), "red": sum(x["escalation"] == "red" for x in rows),
             "closed": len(closed), "closed_on_time": sum(bool(x["closed_on_time"]) for x in closed),
-            "closed_late": sum(not x["closed_on_time"] for x in closed),
+            "closed_late": sum(x["closed_on_time"] is False for x in closed),
             "working_days_to_close": {"median": median(days), "mean": mean(days)}}
 
 
@@ -331,7 +331,7 @@ def inspection_figures(client, iid):
             "problems": problems,
             "rectifications": dict(by, total=len(rows), open=len(rows) - by["closed"],
                                    overdue=total(client, "inspection_id=%d&overdue=true" % iid), escalation=esc,
-                                   closed_on_time=on_time, closed_late=len(closed) - on_time,
+                                   closed_on_time=on_time, closed_late=sum(x["closed_on_time"] is False for x in closed),
                                    closure_rate=round(len(closed) / len(rows), 4) if rows else None,
                                    on_time_rate=round(on_time / len(closed), 4) if closed else None)}
 
@@ -500,7 +500,7 @@ def expected_trend(client, rows, interval, d_from, d_to):
             c = local_date(x["closed_at"])
             if d_from <= c <= d_to:
                 out.setdefault(period_of(c, interval), [0, 0, 0])[1] += 1
-                out[period_of(c, interval)][2] += not x["closed_on_time"]
+                out[period_of(c, interval)][2] += x["closed_on_time"] is False
     return {k.isoformat(): v for k, v in out.items()}
 
 
@@ -662,7 +662,7 @@ def the_facts_and_cells_follow_every_change():
     eq(differences("SELECT unit, checklist_id, date_trunc('month', inspected_on)::date, %s FROM statistics_facts"
                    " GROUP BY 1, 2, 3" % CELL_SUMS, CELLS % "statistics_months"), 0, "the month cells too")
     trend_sums = ("SELECT u, d, sum(c)::int, sum(k)::int, sum(l)::int FROM statistics_facts f,"
-                  " LATERAL (VALUES (f.created_on, 1, 0, 0), (f.closed_on, 0, 1, (NOT f.closed_on_time)::int)) x(d, c, k, l),"
+                  " LATERAL (VALUES (f.created_on, 1, 0, 0), (f.closed_on, 0, 1, (f.closed_on_time IS FALSE)::int)) x(d, c, k, l),"
                   " LATERAL (VALUES (f.unit), (0)) y(u) WHERE x.d IS NOT NULL GROUP BY 1, 2")
     eq(differences(trend_sums, "SELECT unit, day, created, closed, closed_late FROM statistics_trend"
                    " WHERE (created, closed, closed_late) <> (0, 0, 0)"), 0, "the trend rows too")
