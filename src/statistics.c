@@ -198,7 +198,7 @@ static const char *SQL_INSPECTION =
   "WITH RECURSIVE " K_CTE ", " LIVE_CTE(live) ", " COUNTS_CTE(own_c, own_f) ", " TREE_CTE ", " DAYS_CTE(own_c, own_f) \
   " SELECT json_build_object(" FILTERS_JSON ","                                                 \
   " 'data', coalesce(json_agg(json_build_object('department', " UNIT_REF("d") ", 'rectifications', u.n," \
-  "   'open', u.open, 'overdue', u.overdue, 'red', u.red, 'closed', u.on_time + u.late,"        \
+  "   'open', u.open, 'overdue', u.overdue, 'red', u.red, 'closed', u.n - u.open,"        \
   "   'closed_on_time', u.on_time, 'closed_late', u.late,"                                     \
   "   'working_days_to_close', json_build_object('median',"                                    \
   "     (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(r.days) x), 'mean', " MEAN "))" \
@@ -218,13 +218,13 @@ static const char *const SQL_DEPARTMENTS[2] = {
  * rectify in the selection apart. Staff and viewers only (routes.c). */
 static const char *SQL_RANKING =
     "WITH RECURSIVE " K_CTE ", " LIVE_CTE(LIVE_BATCH("")) ", " COUNTS_CTE("", "") ", " TREE_CTE ","
-    " v AS (SELECT u.*, " RATE("(u.on_time + u.late)", "u.n") " AS closure_rate,"
-    "   " RATE("u.on_time", "(u.on_time + u.late)") " AS on_time_rate, " MEAN " AS mean FROM u),"
+    " v AS (SELECT u.*, " RATE("(u.n - u.open)", "u.n") " AS closure_rate,"
+    "   " RATE("u.on_time", "(u.n - u.open)") " AS on_time_rate, " MEAN " AS mean FROM u),"
     " ranked AS (SELECT v.*, rank() OVER (ORDER BY v.closure_rate DESC, v.on_time_rate DESC NULLS LAST,"
     "   v.mean NULLS LAST) AS rank FROM v)"
     " SELECT json_build_object(" FILTERS_JSON ","
     " 'data', coalesce((SELECT json_agg(json_build_object('rank', x.rank, 'department', " UNIT_REF("d") ","
-    "     'rectifications', x.n, 'closed', x.on_time + x.late, 'closed_on_time', x.on_time,"
+    "     'rectifications', x.n, 'closed', x.n - x.open, 'closed_on_time', x.on_time,"
     "     'closure_rate', x.closure_rate, 'on_time_rate', x.on_time_rate, 'mean_working_days_to_close', x.mean)"
     "     ORDER BY x.rank, d.id) FROM ranked x JOIN departments d ON d.id = x.unit), '[]'),"
     " 'without_rectifications', coalesce((SELECT json_agg(" UNIT_REF("d") " ORDER BY d.id) FROM departments d"
