@@ -804,6 +804,18 @@ def v_checkpoint(s):
     return {"path": API + "/audit-events/checkpoints/%d" % r.json["seq"], "seq": r.json["seq"], "refs": []}
 
 
+def v_calendar(s):
+    days = "SELECT coalesce(json_agg(d ORDER BY day)::text, '[]') FROM calendar_days d WHERE day BETWEEN " \
+           "'2033-01-01' AND '2033-12-31'"
+    return {"path": API + "/calendar/2033", "refs": [("sql", "calendar days of 2033", days),
+                                                    ("sql", "calendar of 2033", "SELECT version FROM calendar_years"
+                                                     " WHERE year = 2033")]}
+
+
+op("GET", "/api/v1/calendar/{id}", victim=v_calendar)
+op("PUT", "/api/v1/calendar/{id}", victim=v_calendar, etag=lambda v, role: "*",
+   body=lambda v, role: {"days": [{"date": "2033-01-03", "working": False, "name": "矩阵假日"}]})
+
 op("GET", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "/audit-events/checkpoints", "refs": []})
 op("POST", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "/audit-events/checkpoints", "refs": []},
    destructive=True, check=lambda v, role, s, resp: eq(len(resp.json["heads"]), 16, "heads of a checkpoint"))
