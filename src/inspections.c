@@ -309,7 +309,7 @@ status inspection_reopen(struct call *c) {
 /* ---- a batch's inspections, many units at once ----------------------------------------------- */
 
 static const struct field MANY[] = {
-  {"target_department_ids", F_IDS, FIELD_REQUIRED, 0, 200, NULL, 0},
+  {"target_department_ids", F_IDS, FIELD_REQUIRED, 1, 200, NULL, 0},
   {"title", F_LINE, FIELD_REQUIRED, 1, 200, NULL, 0},
   {"inspected_on", F_DATE, FIELD_REQUIRED, 0, 0, NULL, 0},
   {"inspectors", F_LINES, 0, 1, 50, NULL, 20},
@@ -359,8 +359,6 @@ status inspection_create_many(struct call *c) {
   if (validate_body(c->body, MANY, 1, c->errors))
     return fail(c, ST_INVALID, "see errors");
   json_t *ids = json_object_get(c->body, "target_department_ids");
-  if (!json_array_size(ids))
-    return invalid(c, "/target_department_ids", "must name at least one unit");
   status s = batch_checklist(c, SQL_BATCH, c->id);
   if (s != ST_OK)
     return s == ST_NOT_FOUND ? fail(c, s, "no such batch") : s;

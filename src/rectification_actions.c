@@ -341,7 +341,7 @@ static status act(struct call *c, const struct action *a) {
 /* ---- urging many at once -------------------------------------------------------------------- */
 
 static const struct field URGE_MANY[] = {
-  {"ids", F_IDS, FIELD_REQUIRED, 0, 200, NULL, 0},
+  {"ids", F_IDS, FIELD_REQUIRED, 1, 200, NULL, 0},
   {"note", F_TEXT, 0, 1, 2000, NULL, 0},
   {0},
 };
@@ -354,8 +354,6 @@ status rectification_urge_many(struct call *c) {
   if (validate_body(c->body, URGE_MANY, 1, c->errors))
     return fail(c, ST_INVALID, "see errors");
   json_t *ids = json_object_get(c->body, "ids");
-  if (!json_array_size(ids))
-    return invalid(c, "/ids", "must name at least one rectification");
   json_t *body = c->body, *one = json_object(), *done = json_array();
   if (json_object_get(body, "note"))
     json_object_set(one, "note", json_object_get(body, "note"));
