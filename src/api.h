@@ -88,7 +88,8 @@ enum route_flags {
   R_BEFORE_PASSWORD_CHANGE = 2048, /* allowed while the user must change the password */
   R_UPLOAD = 4096,     /* the body is a file, streamed to disk before dispatch (upload.c) */
   R_PRIVATE = 8192,    /* carries tokens or personal data: Cache-Control: no-store */
-  R_CALLERS = 16384    /* changes who callers are or what they see: verified tokens forgotten */
+  R_CALLERS = 16384,   /* changes who callers are or what they see: verified tokens forgotten */
+  R_DEADLINE = 32768   /* the body's deadline may come as deadline_in_working_days (calendar.c) */
 };
 
 struct resource;
@@ -122,6 +123,11 @@ int call_not_modified(const struct call *c);
 /* 1 once SIGTERM came (service_stop): the service is draining. */
 int service_stopping(void);
 void service_stop(void);
+
+/* calendar.c, for routes marked R_DEADLINE before their handler: a body's
+ * deadline_in_working_days becomes its deadline, counted from today in DUCHA_TIMEZONE (day 1 is
+ * the next working day); ST_INVALID for a bad count or for both given. */
+status calendar_deadline(struct call *c);
 
 /* Text form of an int64 for SQL parameters. */
 struct num { char s[24]; };

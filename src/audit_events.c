@@ -42,7 +42,7 @@ status audit_list(struct call *c) {
   for (; AUDIT_FILTERS[n].name; n++)
     params[n] = c->query.values[n];
   params[n++] = c->who.role_bit == ROLE_ADMIN ? "true" : "false";
-  return resource_page(c, SQL_AUDIT_PAGE, SQL_AUDIT_COUNT, params, n, 0);
+  return resource_page(c, SQL_AUDIT_PAGE, SQL_AUDIT_COUNT, NULL, params, n, 0);
 }
 
 const struct qparam AUDIT_VERIFY_PARAMS[] = {

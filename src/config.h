@@ -38,6 +38,8 @@ struct config {
   long job_poll_ms;       /* how often the worker looks for a due job */
   long checkpoint_every;  /* seconds between audit checkpoints (with an audit key) */
   long idempotency_purge_every; /* seconds between purges of expired Idempotency-Keys */
+  long escalation_blue_days, escalation_red_days, escalation_red_urges; /* 督办: N, M, K */
+  long escalation_every;  /* seconds between runs of the escalation job */
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

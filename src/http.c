@@ -419,7 +419,9 @@ static status run(const struct _u_request *req, struct _u_response *resp, struct
   const struct db_identity who = {c->who.scope, c->who.user_id, c->who.role};
   if (in_tx && (s = db_begin_as(c->db, &who, read_only)) != ST_OK)
     goto out;
-  s = rt->handler(c);
+  s = (rt->flags & R_DEADLINE) && c->body ? calendar_deadline(c) : ST_OK;
+  if (s == ST_OK)
+    s = rt->handler(c);
   if (in_tx) {
     if (s == ST_OK && idem.active)
       s = idem_store(c, &idem, (rt->flags & R_CREATED) ? 201 : (rt->flags & R_NO_CONTENT) ? 204 : 200);

@@ -1,5 +1,8 @@
 #include "query.h"
 
+#include <ctype.h>
+#include <errno.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,7 +307,20 @@ int cursor_decode(const char *text, int64_t *key, char **value) {
 }
 
 int etag_matches(const char *if_match, long version) {
-  char want[32];
-  snprintf(want, sizeof want, "\"%ld\"", version);
-  return list_has(if_match, "*") || list_has(if_match, want);
+  if (list_has(if_match, "*"))
+    return 1;
+  /* each entry of the list: "N" or "N.<derived>" (a tag of get_row, resource.c), by its N; weak
+   * tags (W/"N") never match */
+  for (const char *p = if_match; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (*p != '"' || !isdigit((unsigned char)p[1]))
+      continue;
+    char *end;
+    errno = 0;
+    long n = strtol(p + 1, &end, 10);
+    if (!errno && n == version && (*end == '"' || (*end == '.' && strchr(end, '"'))))
+      return 1;
+  }
+  return 0;
 }

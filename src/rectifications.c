@@ -47,7 +47,11 @@ static const struct ordinal_sql ORDINALS = {
   " 'inspection_id', r.inspection_id, 'ordinal', r.ordinal, 'measure', r.measure,"            \
   " 'responsible_department_id', r.responsible_department_id,"                                 \
   " 'responsible_department', " NAME_OF("departments", "name", "r.responsible_department_id") "," \
-  " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status)," \
+  " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status),"   \
+  " 'working_days_left', CASE WHEN r.status IN ('pending', 'in_progress') AND r.deadline >= ducha_today()" \
+  "   THEN r.working_days_left END,"                                                          \
+  " 'working_days_late', CASE WHEN ducha_overdue(r.deadline, r.status) THEN -r.working_days_left END," \
+  " 'calendar_complete', r.calendar_complete, 'escalation', r.escalation," \
   " 'closed_on_time', r.closed_on_time, 'submitted_at', r.submitted_at,"                       \
   " 'submitted_by', " NAME_OF("users", "username", "r.submitted_by") ","                        \
   " 'closed_at', r.closed_at, 'closed_by', " NAME_OF("users", "username", "r.closed_by") ","    \
@@ -60,6 +64,12 @@ static const struct ordinal_sql ORDINALS = {
   " 'allowed_transitions', to_json(ducha_rectification_actions(r.status, r.responsible_department_id," \
   "   r.submitted_by, xr.id IS NOT NULL)),"                                                      \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
+/* The entity tag: the version (what If-Match compares), then what the derived fields and the
+ * names shown depend on: the local date (overdue, working days, escalation), the calendar's and
+ * the unit names' versions (migrations/0010, 0013). */
+#define TAG_R                                                                                  \
+  "r.version || '.' || to_char(ducha_today(), 'YYYYMMDD') || (SELECT string_agg('.' || n.version, ''" \
+  " ORDER BY n.catalogue) FROM name_versions n WHERE n.catalogue IN ('calendar', 'departments'))"
 /* A department user sees the rectifications assigned to its units, now or before a
  * reassignment, and those of inspections of its units: rectification_readers. */
 #define VISIBLE_R RECTIFICATION_VISIBLE("r.id")
@@ -151,7 +161,7 @@ const struct resource RECTIFICATIONS = {
   .collection = "/api/v1/rectifications",
   .create_fields = CREATE,
   .patch_fields = PATCH,
-  .sql_get = "SELECT r.version, " JSON_OF_R FROM_RJ " WHERE r.id = $1 AND " VISIBLE_R,
+  .sql_get = "SELECT " TAG_R ", " JSON_OF_R FROM_RJ " WHERE r.id = $1 AND " VISIBLE_R,
   /* The problem first, as a create does: siblings are renumbered under its lock. */
   .sql_lock = "WITH parent AS (SELECT id FROM problems WHERE id = (SELECT problem_id FROM rectifications WHERE id = $1)"
               " FOR UPDATE) SELECT r.version FROM rectifications r, parent WHERE r.id = $1 FOR UPDATE OF r",
@@ -183,6 +193,7 @@ const struct resource RECTIFICATIONS = {
 
 static const char *const STATUSES[] = {"pending", "in_progress", "submitted", "closed", NULL};
 static const char *const SORTS[] = {"deadline", "-deadline", "updated_at", "-updated_at", NULL};
+static const char *const ESCALATIONS[] = {"none", "blue", "yellow", "red", NULL};
 
 /* The order of these is the order of the SQL parameters; sort comes last and is not one. */
 const struct qparam LEDGER_FILTERS[] = {
@@ -197,10 +208,11 @@ const struct qparam LEDGER_FILTERS[] = {
   {"deadline_from", Q_DATE, NULL},
   {"deadline_to", Q_DATE, NULL},
   {"q", Q_TEXT, NULL},
+  {"escalation", Q_ENUMS, ESCALATIONS},
   {"sort", Q_ENUM, SORTS},
   {0},
 };
-#define LEDGER_NFILTERS 11 /* before sort; the SQL takes 10: the unit and its sub-units become one list */
+#define LEDGER_NFILTERS 12 /* before sort; the SQL takes 11: the unit and its sub-units become one list */
 
 /* q: the rows whose character pairs (or single character) contain the query's, through the
  * GIN index, then the exact substring among them. */
@@ -212,19 +224,19 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND ($6::bigint IS NULL OR r.task_id = $6) AND ($7::bigint IS NULL OR r.batch_id = $7)"  \
   "   AND ($8::date IS NULL OR r.deadline >= $8) AND ($9::date IS NULL OR r.deadline <= $9)"    \
   "   AND ($10::text IS NULL OR (r.search_grams @> ducha_query_ngrams($10)"                     \
-  "        AND r.search_text ILIKE ducha_contains($10)))"
+  "        AND r.search_text ILIKE ducha_contains($10)))"                                     \
+  "   AND ($11::text[] IS NULL OR r.escalation = ANY ($11))"
 #define DEADLINE_KEY(t) "coalesce(" t ".deadline, 'infinity'::date)"
 /* Staff see every row: their pages walk the rectifications in the page's order, or start from a
  * filter's index, whichever the planner finds cheaper. A department user's pages with a filter
- * that picks rows by what they belong to (units, inspection, target, task, batch) or by their
- * text do the same, and keep the rows one of the caller's units reads (rectification_readers,
- * migrations/0008). The page's rows are found first and only they are joined for their JSON. */
+ * that picks rows by what they belong to (units, inspection, target, task, batch), by their
+ * text or by their escalation do the same, and keep the rows one of the caller's units reads (rectification_readers,
+ * migrations/0008). The page's rows are found first, planned for the filters' values; their
+ * JSON comes from SQL_LEDGER_JSON, planned once. */
 #define PAGE_L(key, op, dir, type, visible)                                                    \
-  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_RJ                                            \
-  " JOIN (SELECT r.id, " key " AS key" FROM_R FILTER_L visible                               \
-  "   AND ($11::" type " IS NULL OR (" key ", r.id) " op " ($11::" type ", $12::bigint))"       \
-  "   ORDER BY " key " " dir ", r.id " dir " LIMIT $13) v ON v.id = r.id"                       \
-  " ORDER BY v.key " dir ", v.id " dir
+  "SELECT r.id, NULL, " key "::text" FROM_R FILTER_L visible                                   \
+  "   AND ($12::" type " IS NULL OR (" key ", r.id) " op " ($12::" type ", $13::bigint))"       \
+  " ORDER BY " key " " dir ", r.id " dir " LIMIT $14"
 #define READ_BY_SCOPE                                                                          \
   " AND r.id IN (SELECT x.rectification_id FROM rectification_readers x WHERE x.department_id = ANY (ducha_scope()))"
 /* Without such a filter, a department user's page starts from rectification_readers, which keeps
@@ -239,20 +251,25 @@ const struct qparam LEDGER_FILTERS[] = {
   "   AND ($2::boolean IS NULL OR ducha_overdue(x.deadline, x.status) = $2)"                     \
   "   AND ($8::date IS NULL OR x.deadline >= $8) AND ($9::date IS NULL OR x.deadline <= $9)"    \
   "   AND $3::bigint[] IS NULL AND $4::bigint IS NULL AND $5::bigint IS NULL AND $6::bigint IS NULL" \
-  "   AND $7::bigint IS NULL AND $10::text IS NULL"
+  "   AND $7::bigint IS NULL AND $10::text IS NULL AND $11::text[] IS NULL"
 #define PAGE_BY_UNIT_L(key, op, dir, type)                                                     \
-  "SELECT r.id, " JSON_OF_R ", v.key::text" FROM_RJ                                            \
-  " JOIN (SELECT DISTINCT y.id, y.key FROM unnest(ducha_scope()) s(unit), LATERAL ("            \
+  "SELECT DISTINCT y.id, NULL, y.key::text, y.key FROM unnest(ducha_scope()) s(unit), LATERAL (" \
   "   SELECT x.rectification_id AS id, " key " AS key FROM rectification_readers x" FILTER_X    \
   "     AND x.department_id = s.unit"                                                          \
-  "     AND ($11::" type " IS NULL OR (" key ", x.rectification_id) " op " ($11::" type ", $12::bigint))" \
-  "   ORDER BY " key " " dir ", x.rectification_id " dir " LIMIT $13) y"                       \
-  "   ORDER BY y.key " dir ", y.id " dir " LIMIT $13) v ON v.id = r.id"                         \
-  " ORDER BY v.key " dir ", v.id " dir
+  "     AND ($12::" type " IS NULL OR (" key ", x.rectification_id) " op " ($12::" type ", $13::bigint))" \
+  "   ORDER BY " key " " dir ", x.rectification_id " dir " LIMIT $14) y"                       \
+  " ORDER BY y.key " dir ", y.id " dir " LIMIT $14"
 #define PAGES_L(visible)                                                                       \
   {PAGE_L(DEADLINE_KEY("r"), ">", "ASC", "date", visible), PAGE_L(DEADLINE_KEY("r"), "<", "DESC", "date", visible), \
    PAGE_L("r.updated_at", ">", "ASC", "timestamptz", visible),                                  \
    PAGE_L("r.updated_at", "<", "DESC", "timestamptz", visible)}
+
+/* The JSON of a page's rows ($1: their ids, in the page's order), planned once. */
+static const char *SQL_LEDGER_JSON =
+    "SELECT " JSON_OF_R " FROM unnest($1::bigint[]) WITH ORDINALITY u(id, n)"
+    " JOIN rectification_rows r ON r.id = u.id"
+    " LEFT JOIN extension_requests xr ON xr.rectification_id = r.id AND xr.status = 'pending'"
+    " ORDER BY u.n";
 
 /* [staff, department user, department user with a filter of FILTERED_BY][sort] */
 static const char *const LEDGER_PAGES[3][4] = {
@@ -273,7 +290,7 @@ static const char *const LEDGER_COUNTS[3] = {
   "SELECT count(*) FROM (SELECT 1" FROM_R FILTER_L READ_BY_SCOPE " LIMIT " TOTAL_CAP ") s"};
 /* The filters (indexes of LEDGER_FILTERS) that send a department user's ledger to the third form:
  * the rows they pick are found through their own indexes, not by walking the units' rows. */
-static const int FILTERED_BY[] = {2, 4, 5, 6, 7, 10};
+static const int FILTERED_BY[] = {2, 4, 5, 6, 7, 10, 11};
 
 /* The responsible units, resolved before the query so that the planner sees the list and can
  * choose the unit index for a small unit and the deadline order for a large one. */
@@ -292,7 +309,8 @@ status rectification_ledger(struct call *c) {
     if (s != ST_OK)
       return resource_db_failure(c, s);
   }
-  const char *params[10 + 3] = {v[0], v[1], units ? PQgetvalue(units, 0, 0) : NULL, v[4], v[5], v[6], v[7], v[8], v[9], v[10]};
+  const char *params[11 + 3] = {v[0], v[1], units ? PQgetvalue(units, 0, 0) : NULL, v[4], v[5], v[6], v[7], v[8], v[9],
+                                v[10], v[11]};
   const char *sort = v[LEDGER_NFILTERS];
   int which = 0;
   while (sort && SORTS[which] && strcmp(SORTS[which], sort))
@@ -304,7 +322,8 @@ status rectification_ledger(struct call *c) {
       if (v[FILTERED_BY[i]])
         form = 2;
   }
-  status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], params, 10, 1);
+  status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], SQL_LEDGER_JSON,
+                           params, 11, 1);
   PQclear(units);
   return s;
 }

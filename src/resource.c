@@ -73,14 +73,18 @@ status resource_db_failure(struct call *c, status s) {
 
 static const struct resource *res_of(const struct call *c) { return c->route->resource; }
 
-/* Row id of r: (version, json) in *res (caller clears it), and the version as the ETag. */
+/* Row id of r: (version, json) in *res (caller clears it), and the version as the ETag. A
+ * version "N.more" is a tag of its own: N for If-Match, the whole for If-None-Match. */
 static status get_row(struct call *c, const struct resource *r, int64_t id, PGresult **res) {
   struct num n = num(id);
   const char *params[] = {n.s};
   status s = resource_row(c, r->name, res, r->sql_get, 1, params);
   if (s != ST_OK)
     return s;
-  c->etag = strtol(PQgetvalue(*res, 0, 0), NULL, 10);
+  const char *tag = PQgetvalue(*res, 0, 0);
+  c->etag = strtol(tag, NULL, 10);
+  if (strchr(tag, '.'))
+    snprintf(c->etag_text, sizeof c->etag_text, "\"%s\"", tag);
   return ST_OK;
 }
 
@@ -138,11 +142,35 @@ status resource_list(struct call *c, const struct resource *r) {
   }
   for (int i = 0; c->route->query && c->route->query[i].name; i++)
     params[n++] = c->query.values[i];
-  return resource_page(c, l->sql_page, l->sql_count, params, n, 0);
+  return resource_page(c, l->sql_page, l->sql_count, NULL, params, n, 0);
 }
 
-status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char **params, int nfilters,
-                     int pair) {
+/* The JSON of the page's rows from sql_json ($1: their ids as an array, in order), into *json. */
+static status page_json(struct call *c, const char *sql_json, PGresult *page, int rows, PGresult **json) {
+  struct text ids = {0};
+  text_put(&ids, "{");
+  for (int i = 0; i < rows; i++) {
+    if (i)
+      text_add(&ids, ",", 1);
+    text_put(&ids, PQgetvalue(page, i, 0));
+  }
+  text_put(&ids, "}");
+  char *list = text_take(&ids, NULL);
+  if (!list)
+    return fail(c, ST_INTERNAL, "out of memory");
+  const char *params[] = {list};
+  status s = db_exec(c->db, json, sql_json, 1, params);
+  free(list);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (PQntuples(*json) == rows)
+    return ST_OK;
+  PQclear(*json);
+  return fail(c, ST_INTERNAL, "a row of the page could not be read");
+}
+
+status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char *sql_json,
+                     const char **params, int nfilters, int pair) {
   struct num cursor = num(c->query.cursor), limit = num(c->query.limit + 1);
   PGresult *res = NULL;
   status s;
@@ -158,14 +186,22 @@ status resource_page(struct call *c, const char *sql_page, const char *sql_count
   if ((s = db_query(c->db, &res, sql_page, n, params)) != ST_OK)
     return resource_db_failure(c, s);
   /* The page is assembled from the rows' JSON as PostgreSQL built it. */
+  int rows = PQntuples(res), shown = rows < c->query.limit ? rows : (int)c->query.limit;
+  PGresult *json = res;
+  if (sql_json && (s = page_json(c, sql_json, res, shown, &json)) != ST_OK) {
+    PQclear(res);
+    return s;
+  }
+  int col = sql_json ? 0 : 1;
   struct text page = {0};
-  int rows = PQntuples(res);
   text_put(&page, "{\"data\":[");
-  for (int i = 0; i < rows && i < c->query.limit; i++) {
+  for (int i = 0; i < shown; i++) {
     if (i)
       text_add(&page, ",", 1);
-    text_add(&page, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+    text_add(&page, PQgetvalue(json, i, col), (size_t)PQgetlength(json, i, col));
   }
+  if (json != res)
+    PQclear(json);
   text_put(&page, "],\"next_cursor\":");
   if (rows > c->query.limit) {
     int last = (int)c->query.limit - 1;

@@ -57,9 +57,11 @@ status resource_insert(struct call *c, const struct resource *r, int64_t parent_
     __attribute__((warn_unused_result));
 /* One page of a list: params holds nfilters filter values and room for 3 more (the cursor and
  * the limit). sql_page returns rows (id, json) or, with pair, (id, json, sort value) and takes
- * the cursor as (sort value, id). */
-status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char **params, int nfilters,
-                     int pair);
+ * the cursor as (sort value, id). With sql_json, sql_page only finds the rows (its json column
+ * is not read) and sql_json, given their ids as $1 (bigint[]), returns their JSON in that order:
+ * the finding is planned for its filters each time, the JSON once. */
+status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char *sql_json,
+                     const char **params, int nfilters, int pair);
 status resource_patch(struct call *c, const struct resource *r);
 status resource_delete(struct call *c, const struct resource *r);
 

@@ -91,6 +91,10 @@ status inspection_form(struct call *c);
  * against a concurrent submit for the rest of the transaction. */
 status inspection_editable(struct call *c, const char *sql, int64_t id);
 
+/* The working-day calendar (calendar.c): GET and PUT /calendar/{year}. */
+status calendar_get(struct call *c);
+status calendar_put(struct call *c);
+
 status health_live(struct call *c);
 status health_ready(struct call *c);
 status openapi_document(struct call *c);

@@ -9,7 +9,7 @@
  *   - identity: every transaction runs as the system (scope all, no actor, role "system"), so
  *     its audit events have no actor and request id "job:<name>";
  *   - what a job does: its own module (idem_purge_job in idempotency.c, checkpoint_job in
- *     checkpoint.c). */
+ *     checkpoint.c, escalation_job in escalation.c). */
 #include "worker.h"
 
 #include <pthread.h>
@@ -21,6 +21,7 @@
 #include <yder.h>
 
 #include "checkpoint.h"
+#include "escalation.h"
 #include "idempotency.h"
 
 struct job {
@@ -33,6 +34,7 @@ struct job {
 static const struct job JOBS[] = {
   {"purge-idempotency-keys", offsetof(struct config, idempotency_purge_every), idem_purge_job, 0},
   {"audit-checkpoint", offsetof(struct config, checkpoint_every), checkpoint_job, 1},
+  {"escalation", offsetof(struct config, escalation_every), escalation_job, 0},
 };
 #define NJOBS (sizeof JOBS / sizeof JOBS[0])
 

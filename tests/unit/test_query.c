@@ -74,5 +74,9 @@ int main(void) {
   ok(etag_matches("\"3\"", 3) && etag_matches("*", 9) && etag_matches("\"1\", \"3\"", 3) &&
          !etag_matches("\"4\"", 3) && !etag_matches("W/\"3\"", 3),
      "If-Match matching");
+  ok(etag_matches("\"3.20261202.1.4\"", 3) && etag_matches("\"9\", \"3.20261202.1\"", 3) &&
+         !etag_matches("\"33.1\"", 3) && !etag_matches("\"3x\"", 3) && !etag_matches("W/\"3.1\"", 3) &&
+         !etag_matches("\"3.1", 3),
+     "If-Match matching a tag with derived parts by its version");
   return done_testing();
 }
