@@ -340,7 +340,7 @@ status rectification_ledger(struct call *c) {
 #define TODO_FINAL "r.inspection_status IN ('submitted', 'closed')"
 /* A department user's: what is assigned to its units now, as it acts on them. Sent back (退回) is
  * in_progress after a submission: a rejection, or a revoked closure, keeps submitted_at. Close to
- * the deadline: within 3 days, or past it (until the working-day escalation replaces it). */
+ * the deadline: escalated (督办, migrations/0013): within N working days of it (blue), or past it. */
 #define TODO_MINE TODO_FINAL " AND " RECTIFICATION_ASSIGNED("r")
 static const char *SQL_TODO_DEPARTMENT =
     "SELECT json_build_object('page_size', $1::int, 'lists', json_build_object("
@@ -348,8 +348,7 @@ static const char *SQL_TODO_DEPARTMENT =
     TODO("to_report", TODO_MINE " AND r.status = 'in_progress' AND r.submitted_at IS NULL", DEADLINE_KEY("r"), JSON_OF_R) ","
     TODO("to_resubmit", TODO_MINE " AND r.status = 'in_progress' AND r.submitted_at IS NOT NULL", DEADLINE_KEY("r"),
          JSON_OF_R) ","
-    TODO("due_soon", TODO_MINE " AND r.status IN ('pending', 'in_progress') AND r.deadline <= ducha_today() + 3",
-         "r.deadline", JSON_OF_R) "))";
+    TODO("due_soon", TODO_MINE " AND r.escalation <> 'none'", "r.deadline", JSON_OF_R) "))";
 /* Staff's: submissions awaiting verification that the caller did not make (four eyes), oldest
  * first, and pending requests for more time, with the request. */
 #define TODO_REQUEST                                                                           \

@@ -49,7 +49,8 @@ def todo_of_a_department_user():
     set_deadline_sql(e, day(-2))
     drive(f, "submitted", dep.client)
     drive(g, "closed", dep.client)
-    # not waiting: a measure of an inspection not yet submitted, one of a reopened inspection,
+    # e is overdue (yellow), d due within the working days of blue, the others not escalated.
+    # Not waiting: a measure of an inspection not yet submitted, one of a reopened inspection,
     # and one of another unit
     Case(responsible=c.resp, submit=False)
     reopened = Case(responsible=c.resp)
@@ -63,6 +64,7 @@ def todo_of_a_department_user():
             eq(ids(lists[name]), expected, "%s of %s" % (name, who))
             eq(lists[name]["count"], len(expected), "count of %s" % name)
         eq(lists["to_resubmit"]["data"][0]["status"], "in_progress")
+        eq([x["escalation"] for x in lists["due_soon"]["data"]], ["yellow", "blue"], "due_soon: escalated (督办)")
         eq(sorted(lists["to_start"]["data"][0]["allowed_transitions"]), ["request-extension", "start"])
     # the inspected unit reads these measures but does not act on them: nothing waits for it
     lists = todo(dept_user(c.target["id"]).client)
