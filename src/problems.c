@@ -1,4 +1,5 @@
-/* 存在问题: the numbered problems found on an item. */
+/* 存在问题: the numbered problems found on an item; deleted with its measures, only while nothing
+ * was done on them (rectifications_untouched). */
 #include "ordinal.h"
 #include "resources.h"
 
@@ -41,7 +42,9 @@ static status before_change(struct call *c, int deleting) {
                                  "SELECT i.status FROM problems p JOIN items it ON it.id = p.item_id"
                                  " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 FOR SHARE OF i",
                                  c->id);
-  return s == ST_OK && !deleting ? ordinal_for_patch(c, &ORDINALS) : s;
+  if (s != ST_OK)
+    return s;
+  return deleting ? rectifications_untouched(c, 1, c->id) : ordinal_for_patch(c, &ORDINALS);
 }
 
 const struct resource PROBLEMS = {

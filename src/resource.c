@@ -237,12 +237,16 @@ status resource_create(struct call *c, const struct resource *r) {
     return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
   if (r->before_create && (s = r->before_create(c)) != ST_OK)
     return s;
-  char *body = json_dumps(c->body, JSON_COMPACT);
-  struct num parent = num(c->id), user = num(c->who.user_id);
+  return resource_insert(c, r, c->id, c->body);
+}
+
+status resource_insert(struct call *c, const struct resource *r, int64_t parent_id, const json_t *fields) {
+  char *body = json_dumps(fields, JSON_COMPACT);
+  struct num parent = num(parent_id), user = num(c->who.user_id);
   const char *params[] = {parent.s, body, user.s};
-  int skip = c->id ? 0 : 1; /* top-level resources have no parent parameter */
+  int skip = parent_id ? 0 : 1; /* top-level resources have no parent parameter */
   PGresult *res;
-  s = db_row(c->db, &res, r->sql_insert, 3 - skip, params + skip);
+  status s = db_row(c->db, &res, r->sql_insert, 3 - skip, params + skip);
   free(body);
   if (s != ST_OK)
     return resource_db_failure(c, s);

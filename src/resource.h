@@ -50,6 +50,11 @@ status resource_lock(struct call *c, const struct resource *r) __attribute__((wa
 /* The generic handlers for an explicit resource; res_* take it from the route. */
 status resource_list(struct call *c, const struct resource *r);
 status resource_create(struct call *c, const struct resource *r);
+/* The insert of resource_create for fields already validated and checked: the new record under
+ * parent_id (0 for a top-level resource) goes to c->result, its path to c->location, and its
+ * create to the audit trail. */
+status resource_insert(struct call *c, const struct resource *r, int64_t parent_id, const json_t *fields)
+    __attribute__((warn_unused_result));
 /* One page of a list: params holds nfilters filter values and room for 3 more (the cursor and
  * the limit). sql_page returns rows (id, json) or, with pair, (id, json, sort value) and takes
  * the cursor as (sort value, id). With sql_json, sql_page only finds the rows (its json column

@@ -12,6 +12,8 @@ extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILT
 
 status department_merge(struct call *c);
 status rectification_ledger(struct call *c);
+/* GET /me/todo: what waits for the caller, a count and the first page of each list. */
+status rectification_todo(struct call *c);
 /* The rectification lifecycle (rectification_actions.c): POST /rectifications/{id}/<action>. */
 status rectification_start(struct call *c);
 status rectification_submit(struct call *c);
@@ -22,10 +24,15 @@ status rectification_extend(struct call *c);
 status rectification_refuse_extension(struct call *c);
 status rectification_reassign(struct call *c);
 status rectification_urge(struct call *c);
+status rectification_urge_many(struct call *c);
 status rectification_revoke(struct call *c);
 /* ST_INVALID (pointer /deadline) when the body's deadline is before today in DUCHA_TIMEZONE or,
  * with current (a date), not later than it. */
 status rectification_deadline_check(struct call *c, const char *current) __attribute__((warn_unused_result));
+/* ST_CONFLICT when the rectification id (with of_problem: any rectification of the problem id)
+ * has been worked on — a closure, evidence, progress, an action of its lifecycle — and so may not
+ * be deleted. */
+status rectifications_untouched(struct call *c, int of_problem, int64_t id) __attribute__((warn_unused_result));
 extern const struct qparam LEDGER_FILTERS[];
 extern const struct resource CLOSURES, DEADLINES, EXTENSION_REQUESTS, PROGRESS, EVIDENCE_OF_RECTIFICATION,
     EVIDENCE_OF_ITEM, EVIDENCE;
@@ -76,6 +83,9 @@ status checklist_insert(db_conn *db, const json_t *checklist, int64_t *id) __att
 
 status inspection_start(struct call *c);
 status inspection_submit(struct call *c);
+status inspection_reopen(struct call *c);
+/* POST /batches/{id}/inspections: one inspection per unit of the batch, in one transaction. */
+status inspection_create_many(struct call *c);
 status inspection_form(struct call *c);
 /* ST_FROZEN unless the inspection that sql finds from $1 = id is draft or in_progress; locks it
  * against a concurrent submit for the rest of the transaction. */

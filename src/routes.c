@@ -44,11 +44,13 @@ const struct route ROUTES[] = {
 
   CRUD("batches", BATCHES, BATCH_FILTERS, READ, STAFF),
   {"POST", "/api/v1/batches", res_create, R_BODY | R_CREATED, NULL, &BATCHES, STAFF},
+  {"POST", "/api/v1/batches/{id}/inspections", inspection_create_many, R_BODY | R_CREATED, NULL, NULL, STAFF},
 
   CRUD("inspections", INSPECTIONS, INSPECTION_FILTERS, ALL, STAFF),
   {"POST", "/api/v1/inspections", res_create, R_BODY | R_CREATED, NULL, &INSPECTIONS, STAFF},
   {"POST", "/api/v1/inspections/{id}/start", inspection_start, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
   {"POST", "/api/v1/inspections/{id}/submit", inspection_submit, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
+  {"POST", "/api/v1/inspections/{id}/reopen", inspection_reopen, R_BODY, NULL, &INSPECTIONS, A},
   {"GET", "/api/v1/inspections/{id}/form", inspection_form, 0, NULL, NULL, ALL},
   {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS, ALL},
 
@@ -78,6 +80,7 @@ const struct route ROUTES[] = {
   ACTION("reassign", rectification_reassign, STAFF, 0),
   ACTION("urge", rectification_urge, STAFF, R_BODY_OPTIONAL),
   ACTION("revoke", rectification_revoke, A, 0),
+  {"POST", "/api/v1/rectifications/urge", rectification_urge_many, R_BODY, NULL, NULL, STAFF},
   {"GET", "/api/v1/rectifications/{id}/closures", res_list, R_LIST, NULL, &CLOSURES, ALL},
   {"GET", "/api/v1/rectifications/{id}/deadlines", res_list, R_LIST, NULL, &DEADLINES, ALL},
   {"GET", "/api/v1/rectifications/{id}/extension-requests", res_list, R_LIST, NULL, &EXTENSION_REQUESTS, ALL},
@@ -105,6 +108,7 @@ const struct route ROUTES[] = {
 
   {"GET", "/api/v1/me", me_get, R_BEFORE_PASSWORD_CHANGE | R_PRIVATE, NULL, NULL, ALL},
   {"PATCH", "/api/v1/me", me_patch, PATCH_FLAGS | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},
+  {"GET", "/api/v1/me/todo", rectification_todo, 0, NULL, NULL, ALL},
   {"POST", "/api/v1/me/password", me_change_password, R_BODY | R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},
 
   {"GET", "/api/v1/calendar/{id}", calendar_get, 0, NULL, NULL, ALL},

@@ -361,6 +361,18 @@ def v_batch(s):
     return {"path": API + "/batches/%d" % b["id"], "refs": [("row", "batches", b["id"])]}
 
 
+
+
+def v_batch_inspections(s):
+    b = new_batch()
+    return {"path": API + "/batches/%d/inspections" % b["id"], "batch": b["id"], "s": s,
+            "refs": [("row", "batches", b["id"]), ("count", "inspections", "batch_id", str(b["id"]))]}
+
+
+op("POST", "/api/v1/batches/{id}/inspections", victim=v_batch_inspections, destructive=True,
+   body=lambda v, role: {"target_department_ids": [dept(v["s"])["id"]], "inspected_on": day(0),
+                         "title": "{department}矩阵督察"},
+   check=lambda v, role, s, resp: eq([x["batch_id"] for x in resp.json["data"]], [v["batch"]], "one inspection"))
 op("PATCH", "/api/v1/batches/{id}", victim=v_batch, body=lambda v, role: {"name": ctx.uniq("矩阵改批次")},
    etag=admin_etag)
 op("DELETE", "/api/v1/batches/{id}", victim=v_batch, etag=admin_etag, destructive=True, check=gone_after)
@@ -414,6 +426,17 @@ op("POST", "/api/v1/inspections/{id}/start", scope="record", victim=v_insp_actio
    body=lambda v, role: {}, check=status_is("in_progress"))
 op("POST", "/api/v1/inspections/{id}/submit", scope="record", victim=v_insp_action("submit", True), destructive=True,
    body=lambda v, role: {}, check=status_is("closed"))
+
+
+def v_reopen(s):
+    v = v_insp_action("submit", True)(s)
+    expect_status(ctx.admin.post(v["path"], json={}), 200, "submit")
+    v["path"] = v["path"].rsplit("/", 1)[0] + "/reopen"
+    return v
+
+
+op("POST", "/api/v1/inspections/{id}/reopen", scope="record", victim=v_reopen, destructive=True,
+   body=lambda v, role: {"reason": "更正督察结论"}, check=status_is("in_progress"))
 op("GET", "/api/v1/inspections/{id}/form", scope="record",
    victim=lambda s: {"path": API + "/inspections/%d/form" % fx(s)["insp"], "refs": [("row", "inspections", fx(s)["insp"])]},
    check=lambda v, role, s, resp: eq(resp.json["inspection"]["id"], fx(s)["insp"], "form of"))
@@ -593,6 +616,10 @@ def chk_me_password(v, role, s, resp):
 op("GET", "/api/v1/me", victim=v_me, check=chk_me)
 op("PATCH", "/api/v1/me", victim=v_me, body=lambda v, role: {"display_name": ctx.uniq("矩阵我")}, etag=me_etag,
    check=chk_me)
+op("GET", "/api/v1/me/todo", victim=lambda s: {"path": API + "/me/todo", "refs": []},
+   check=lambda v, role, s, resp: eq(sorted(resp.json["lists"]), {
+       "admin": ["extension_requests", "to_verify"], "inspector": ["extension_requests", "to_verify"],
+       "department": ["due_soon", "to_report", "to_resubmit", "to_start"], "viewer": []}[role], "the role's lists"))
 op("POST", "/api/v1/me/password", victim=lambda s: {"path": API + "/me/password", "refs": []}, body=me_password_body,
    check=chk_me_password)
 
@@ -735,6 +762,15 @@ op("GET", "/api/v1/rectifications", scope="list",
 for _a, _state, _body, _after in ACTIONS:
     op("POST", "/api/v1/rectifications/{id}/" + _a, scope="record", victim=v_action(_a, _state), destructive=True,
        body=action_body(_body), check=action_check(_a, _after))
+
+
+def v_urge_many(s):
+    rid = take(s)
+    return {"path": API + "/rectifications/urge", "rid": rid, "refs": rect_refs(rid)}
+
+
+op("POST", "/api/v1/rectifications/urge", victim=v_urge_many, body=lambda v, role: {"ids": [v["rid"]], "note": "请抓紧"},
+   check=lambda v, role, s, resp: eq([x["id"] for x in resp.json["data"]], [v["rid"]], "urged"))
 
 
 def v_fix(rest, key="fix"):
