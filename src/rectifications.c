@@ -65,11 +65,14 @@ static const struct ordinal_sql ORDINALS = {
   "   r.submitted_by, xr.id IS NOT NULL)),"                                                      \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
 /* The entity tag: the version (what If-Match compares), then what the derived fields and the
- * names shown depend on: the local date (overdue, working days, escalation), the calendar's and
- * the unit names' versions (migrations/0010, 0013). */
+ * context shown depend on: the local date (overdue, working days, escalation), the inspection's
+ * version (its status and title), the calendar's and the unit names' versions (migrations/0010,
+ * 0013). */
 #define TAG_R                                                                                  \
-  "r.version || '.' || to_char(ducha_today(), 'YYYYMMDD') || (SELECT string_agg('.' || n.version, ''" \
-  " ORDER BY n.catalogue) FROM name_versions n WHERE n.catalogue IN ('calendar', 'departments'))"
+  "r.version || '.' || to_char(ducha_today(), 'YYYYMMDD')"                                    \
+  " || '.' || (SELECT i.version FROM inspections i WHERE i.id = r.inspection_id)"              \
+  " || (SELECT string_agg('.' || n.version, '' ORDER BY n.catalogue) FROM name_versions n"      \
+  "     WHERE n.catalogue IN ('calendar', 'departments'))"
 /* A department user sees the rectifications assigned to its units, now or before a
  * reassignment, and those of inspections of its units: rectification_readers. */
 #define VISIBLE_R RECTIFICATION_VISIBLE("r.id")
