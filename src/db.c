@@ -401,8 +401,10 @@ static uint64_t text_hash(const char *s) {
 static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char *const *params, long long deadline,
                            const char *name, int *prepare, int binary) {
   const char *begin = c->read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
+  int implicit = c->read_only == DB_ONE_READ; /* the Sync ends the statement's own transaction */
   PGresult *answer = NULL, *r;
-  int sent = PQenterPipelineMode(c->pg) && PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+  int sent = PQenterPipelineMode(c->pg) &&
+             (implicit || PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0)) &&
              (pool.cfg->prepare ? PQsendQueryPrepared(c->pg, "identity", 3, c->identity, NULL, NULL, 0)
                                 : PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, c->identity, NULL, NULL, 0)) &&
              (!*prepare || PQsendPrepare(c->pg, name, sql, nparams, NULL)) &&
@@ -416,7 +418,11 @@ static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char 
   }
   /* each query's results end with NULL; the sync point ends the pipeline. The statement is
    * prepared when its Parse (the third query) succeeded, whatever came after. */
-  int query = 0, parse = *prepare ? 2 : -1, queries = *prepare ? 4 : 3;
+  int query = 0, parse = *prepare ? 2 - implicit : -1, queries = (*prepare ? 4 : 3) - implicit;
+  if (implicit) { /* done at the Sync: anything after it begins anew, identity included */
+    c->read_only = DB_READ_ONLY;
+    c->begin_pending = 1;
+  }
   *prepare = 0;
   for (int done = 0; !done;) {
     if (await_input(c, deadline))

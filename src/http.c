@@ -393,7 +393,10 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
 static status run(const struct _u_request *req, struct _u_response *resp, struct ctx *x,
                   const struct route *rt, int *replayed) {
   struct call *c = &x->call;
-  int in_tx = !(rt->flags & R_OWN_TX), read_only = !strcmp(rt->method, "GET");
+  int in_tx = !(rt->flags & R_OWN_TX);
+  int read_only = strcmp(rt->method, "GET") ? DB_READ_WRITE
+                  : (rt->flags & R_ONE_STATEMENT) ? DB_ONE_READ
+                                                   : DB_READ_ONLY;
   const char *key = u_map_get_case(req->map_header, "Idempotency-Key");
   struct idem idem = {0};
   status s;
