@@ -7,8 +7,9 @@
  * items.c, problems.c and rectifications.c call before any change; what was worked on cannot be
  * deleted once reopened, rectifications_untouched in rectifications.c); closing by itself when its
  * last measure closes, and going back to submitted on a revocation, rectification_actions.c; who
- * reads it, the target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010;
- * many at once for a batch, inspection_create_many. */
+ * reads it, the target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010, and
+ * its carried-over measures (SQL_FORM), migrations/0015; many at once for a batch,
+ * inspection_create_many. */
 #include "audit.h"
 #include "resources.h"
 
@@ -392,9 +393,33 @@ status inspection_create_many(struct call *c) {
   return ST_OK;
 }
 
-/* The seed's seven columns, one row per item, in one query. */
+/* A measure as the form shows it: r with its responsible unit rd (the members of an object). */
+#define FORM_RECTIFICATION                                                                     \
+  "'id', r.id, 'ordinal', r.ordinal, 'measure', r.measure,"                                   \
+  " 'responsible_department', json_build_object('id', rd.id, 'name', rd.name),"               \
+  " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status)"
+
+/* The seed's seven columns, one row per item, in one query; beside each row's problems, the open
+ * measures of the unit's earlier inspections for the same task (carried_over, 上轮问题复查):
+ * earlier is an earlier date, or the same date and a lower id; the same task is the same lineage
+ * across checklist versions (migrations/0015). They are the rows themselves, each with its own
+ * inspection and problem, and a department user sees those it may read (rectification_readers).
+ * Found for the whole form at once (carried), from the unit's inspections before this one. */
 static const char *SQL_FORM =
-    "SELECT json_build_object("
+    "WITH carried AS (SELECT it.id AS item_id, json_agg(json_build_object(" FORM_RECTIFICATION ","
+    "   'inspection', json_build_object('id', e.id, 'inspected_on', e.inspected_on, 'title', e.title),"
+    "   'problem', json_build_object('id', p.id, 'ordinal', p.ordinal, 'description', p.description))"
+    "   ORDER BY e.inspected_on, e.id, p.ordinal, r.ordinal) AS entries"
+    " FROM inspections i JOIN items it ON it.inspection_id = i.id JOIN tasks t ON t.id = it.task_id"
+    " JOIN inspections e ON e.target_department_id = i.target_department_id"
+    "   AND (e.inspected_on, e.id) < (i.inspected_on, i.id)"
+    " JOIN items ei ON ei.inspection_id = e.id JOIN tasks et ON et.id = ei.task_id AND et.lineage_id = t.lineage_id"
+    " JOIN problems p ON p.item_id = ei.id"
+    " JOIN rectifications r ON r.problem_id = p.id AND r.status <> 'closed'"
+    " JOIN departments rd ON rd.id = r.responsible_department_id"
+    " WHERE i.id = $1 AND EXISTS (SELECT FROM ducha_rectification_readers(r.id))"
+    " GROUP BY it.id)"
+    " SELECT json_build_object("
     " 'inspection', json_build_object('id', i.id, 'title', i.title,"
     "   'target_department', json_build_object('id', d.id, 'name', d.name),"
     "   'inspected_on', i.inspected_on, 'status', i.status),"
@@ -406,14 +431,13 @@ static const char *SQL_FORM =
     "      WHERE m.item_id = it.id), '[]'),"
     "   'problems', coalesce((SELECT json_agg(json_build_object('id', p.id, 'ordinal', p.ordinal,"
     "      'description', p.description,"
-    "      'rectifications', coalesce((SELECT json_agg(json_build_object('id', r.id, 'ordinal', r.ordinal,"
-    "         'measure', r.measure,"
-    "         'responsible_department', json_build_object('id', rd.id, 'name', rd.name),"
-    "         'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status))"
+    "      'rectifications', coalesce((SELECT json_agg(json_build_object(" FORM_RECTIFICATION ")"
     "         ORDER BY r.ordinal) FROM rectifications r JOIN departments rd ON rd.id = r.responsible_department_id"
     "         WHERE r.problem_id = p.id), '[]'))"
-    "      ORDER BY p.ordinal) FROM problems p WHERE p.item_id = it.id), '[]'))"
-    "   ORDER BY it.seq) FROM items it JOIN tasks t ON t.id = it.task_id WHERE it.inspection_id = i.id), '[]'))"
+    "      ORDER BY p.ordinal) FROM problems p WHERE p.item_id = it.id), '[]'),"
+    "   'carried_over', coalesce(co.entries, '[]'))"
+    "   ORDER BY it.seq) FROM items it JOIN tasks t ON t.id = it.task_id LEFT JOIN carried co ON co.item_id = it.id"
+    "   WHERE it.inspection_id = i.id), '[]'))"
     " FROM inspections i JOIN departments d ON d.id = i.target_department_id"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 

@@ -112,7 +112,7 @@ def full_walk_through():
     for it, t in zip(items, tasks):
         expected_rows.append({"item_id": it["id"], "seq": t["seq"], "task": {"id": t["id"], "content": t["content"]},
                               "completion": "not_assessed", "material_departments": t["material_departments"],
-                              "problems": []})
+                              "problems": [], "carried_over": []})
     expected_rows[0]["completion"] = "completed"
     expected_rows[4]["completion"] = "not_completed"
     expected_rows[4]["problems"] = [
