@@ -123,8 +123,8 @@ CREATE TRIGGER items_form_touch_later AFTER UPDATE ON items
   FOR EACH ROW WHEN ((OLD.inspection_id, OLD.task_id) IS DISTINCT FROM (NEW.inspection_id, NEW.task_id))
   EXECUTE FUNCTION form_touch_later_row();
 CREATE TRIGGER inspections_form_touch_later AFTER UPDATE ON inspections
-  FOR EACH ROW WHEN ((OLD.title, OLD.inspected_on, OLD.target_department_id)
-                     IS DISTINCT FROM (NEW.title, NEW.inspected_on, NEW.target_department_id))
+  FOR EACH ROW WHEN ((OLD.title, OLD.inspected_on, OLD.target_department_id, OLD.submitted_at)
+                     IS DISTINCT FROM (NEW.title, NEW.inspected_on, NEW.target_department_id, NEW.submitted_at))
   EXECUTE FUNCTION form_touch_later_row();
 CREATE TRIGGER inspections_form_touch_later_delete AFTER DELETE ON inspections
   FOR EACH ROW EXECUTE FUNCTION form_touch_later_row();

@@ -401,7 +401,8 @@ status inspection_create_many(struct call *c) {
 
 /* The seed's seven columns, one row per item, in one query; beside each row's problems, the open
  * measures of the unit's earlier inspections for the same task (carried_over, 上轮问题复查):
- * earlier is an earlier date, or the same date and a lower id; the same task is the same lineage
+ * earlier is an earlier date, or the same date and a lower id, of an inspection whose findings
+ * were submitted (a draft's are not findings yet); the same task is the same lineage
  * across checklist versions (migrations/0015). They are the rows themselves, each with its own
  * inspection and problem, and a department user sees those it may read (rectification_readers).
  * Found for the whole form at once (carried), from the unit's inspections before this one. */
@@ -412,7 +413,7 @@ static const char *SQL_FORM =
     "   ORDER BY e.inspected_on, e.id, p.ordinal, r.ordinal) AS entries"
     " FROM inspections i JOIN items it ON it.inspection_id = i.id JOIN tasks t ON t.id = it.task_id"
     " JOIN inspections e ON e.target_department_id = i.target_department_id"
-    "   AND (e.inspected_on, e.id) < (i.inspected_on, i.id)"
+    "   AND (e.inspected_on, e.id) < (i.inspected_on, i.id) AND e.submitted_at IS NOT NULL"
     " JOIN items ei ON ei.inspection_id = e.id JOIN tasks et ON et.id = ei.task_id AND et.lineage_id = t.lineage_id"
     " JOIN problems p ON p.item_id = ei.id"
     " JOIN rectifications r ON r.problem_id = p.id AND r.status <> 'closed'"

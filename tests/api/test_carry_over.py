@@ -279,7 +279,8 @@ def own_part(tag):
 @test
 def the_form_etag_follows_carried_over_measures():
     target, resp = units()
-    a = Round(target, "2026-01-10", {2: 1}, resp, submit=False)   # still editable
+    a = Round(target, "2026-01-10", {2: 1}, resp)
+    reopen(a.id)   # findings submitted once, editable again
     b = Round(target, "2026-03-15", {2: 1}, resp)
     tags = [tag_of(b.id)]
 
@@ -334,24 +335,26 @@ def the_form_etag_follows_carried_over_measures():
     eq(carried(form(b.id)), {})
 
 
+def reopen(insp_id):
+    expect_status(ctx.admin.post(API + "/inspections/%d/reopen" % insp_id, json={"reason": "更正查摆问题"}), 200,
+                  "reopen")
+
+
 @test
-def deleting_an_earlier_draft_changes_the_later_forms():
+def an_earlier_inspections_findings_count_once_submitted():
     target, resp = units()
-    a = mk_inspection(target["id"], inspected_on="2026-01-10")
-    item = items_of(a["id"])[0]
-    p = mk_problem(item["id"])
-    mk_rect(p["id"], resp["id"])
+    a = Round(target, "2026-01-10", {1: 1}, resp, submit=False)
     b = Round(target, "2026-03-15", {}, resp, submit=False)
+    eq(carried(form(b.id)), {}, "findings not yet submitted are not carried over")
     t = tag_of(b.id)
-    eq(len(carried(form(b.id))[1]), 1, "a draft's measure is carried over too")
-    expect_status(ctx.admin.delete(API + "/problems/%d" % p["id"], if_match="*"), 204)
+    expect_status(ctx.admin.post(API + "/inspections/%d/submit" % a.id, json={}), 200)
+    check(own_part(tag_of(b.id)) != own_part(t), "A submitted: B's ETag changed")
+    eq(carried(form(b.id)), {1: [a.entry(1)]}, "submitted findings are carried over")
+    reopen(a.id)
+    eq(carried(form(b.id)), {1: [a.entry(1)]}, "reopened for corrections, they still are")
+    t = tag_of(b.id)
+    expect_status(ctx.admin.delete(API + "/problems/%d" % a.problems[1]["id"], if_match="*"), 204)
     check(own_part(tag_of(b.id)) != own_part(t), "problem deleted: B's ETag changed")
-    eq(carried(form(b.id)), {})
-    p = mk_problem(item["id"])
-    mk_rect(p["id"], resp["id"])
-    t = tag_of(b.id)
-    expect_status(ctx.admin.delete(API + "/inspections/%d" % a["id"], if_match="*"), 204)
-    check(own_part(tag_of(b.id)) != own_part(t), "inspection deleted: B's ETag changed")
     eq(carried(form(b.id)), {})
 
 
