@@ -44,10 +44,12 @@ static struct {
   db_conn *conns;
   db_conn **free_list;
   int size, nfree;
+  int waiting;                  /* threads waiting for a free connection */
   pthread_mutex_t lock;
   pthread_cond_t available;
   atomic_llong down_until_ms;   /* after a failure, fail fast until then */
   atomic_llong suspect_since_ms; /* connections not heard from since then are pinged first */
+  atomic_ullong timeouts;       /* statements that ran out of statement_timeout (57014) */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .available = PTHREAD_COND_INITIALIZER};
 
 /* A new connection has none of the old one's statements. */
@@ -229,8 +231,10 @@ static status ensure_connected(db_conn *c) {
 
 status db_acquire(db_conn **out) {
   pthread_mutex_lock(&pool.lock);
+  pool.waiting++;
   while (pool.nfree == 0)
     pthread_cond_wait(&pool.available, &pool.lock);
+  pool.waiting--;
   db_conn *c = pool.free_list[--pool.nfree];
   pthread_mutex_unlock(&pool.lock);
   *out = c;
@@ -259,6 +263,15 @@ void db_release(db_conn *c) {
   pool.free_list[pool.nfree++] = c;
   pthread_cond_signal(&pool.available);
   pthread_mutex_unlock(&pool.lock);
+}
+
+void db_pool_stats(struct db_pool_stats *out) {
+  pthread_mutex_lock(&pool.lock);
+  out->size = pool.size;
+  out->in_use = pool.size - pool.nfree;
+  out->waiting = pool.waiting;
+  pthread_mutex_unlock(&pool.lock);
+  out->timeouts = atomic_load_explicit(&pool.timeouts, memory_order_relaxed);
 }
 
 db_conn *db_open(const struct config *cfg) {
@@ -315,8 +328,10 @@ static status classify(db_conn *c, PGresult *r) {
     return ST_INVALID;
   if (!strncmp(state, "23", 2) || !strncmp(state, "22", 2))
     return ST_INVALID;
-  if (!strcmp(state, "57014")) /* statement_timeout: the database is there, the work too big */
+  if (!strcmp(state, "57014")) { /* statement_timeout: the database is there, the work too big */
+    atomic_fetch_add_explicit(&pool.timeouts, 1, memory_order_relaxed);
     return ST_QUERY_TIMEOUT;
+  }
   if ((!strncmp(state, "08", 2) && strcmp(state, "08P01")) || !strcmp(state, "57P01") || !strcmp(state, "53300")) {
     c->broken = 1;
     y_log_message(Y_LOG_LEVEL_WARNING, "database unavailable (%s): %s", state, c->err.message);

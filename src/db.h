@@ -23,6 +23,13 @@ struct db_error {
 /* Opens a pool of size connections lazily (no connection is made here). */
 int db_pool_init(const struct config *cfg, int size) __attribute__((warn_unused_result));
 void db_pool_close(void);
+/* For /metrics: the pool's connections, those taken, the threads waiting for one, and the
+ * statements (pool's or not) that ran out of statement_timeout since the start. */
+struct db_pool_stats {
+  int size, in_use, waiting;
+  unsigned long long timeouts;
+};
+void db_pool_stats(struct db_pool_stats *out);
 /* Takes a connection from the pool, connected and ready; ST_UNAVAILABLE when the database is
  * away. *out is set either way and must go back with db_release. */
 status db_acquire(db_conn **out) __attribute__((warn_unused_result));

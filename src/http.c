@@ -20,6 +20,8 @@
 #include "auth_cache.h"
 #include "conn.h"
 #include "idempotency.h"
+#include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "upload.h"
 #include "problem.h"
@@ -34,6 +36,7 @@ struct ctx {
   char *path;
   long long started_us;
   long http_status;
+  const char *problem; /* the slug of the problem answered, NULL for none */
   int have_db;
 };
 
@@ -43,12 +46,21 @@ static long long now_us(void) {
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int route_index(const char *method, const char *path);
+
+/* The request is done (a download: all sent): its log line, its error line when the server
+ * failed it, and its count in /metrics. */
 static void ctx_free(void *p) {
   struct ctx *x = p;
   struct call *c = &x->call;
-  y_log_message(x->http_status >= 500 ? Y_LOG_LEVEL_WARNING : Y_LOG_LEVEL_INFO,
-                "%s %s %ld %.1fms request_id=%s", x->method, x->path ? x->path : "-", x->http_status,
-                (double)(now_us() - x->started_us) / 1000.0, x->request_id);
+  long long us = now_us() - x->started_us;
+  int route = c->route ? (int)(c->route - ROUTES) : route_index(x->method, x->path ? x->path : "/");
+  struct log_request lr = {x->request_id, x->method, route >= 0 ? ROUTES[route].path : NULL,
+                           x->path ? x->path : "-", x->http_status, (double)us / 1000.0, c->who.user_id};
+  log_request(&lr);
+  if (x->http_status >= 500 && x->problem)
+    log_request_error(&lr, x->problem, c->detail[0] ? c->detail : problem_of(ST_INTERNAL)->title);
+  metrics_request(route, x->http_status, us);
   if (x->have_db)
     db_release(c->db);
   json_decref(c->body);
@@ -89,6 +101,7 @@ static void send_problem(struct _u_response *resp, struct ctx *x, status s) {
                                                     : t->title;
   json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", t->title, "status",
                         t->http, "detail", detail, "request_id", x->request_id);
+  x->problem = t->slug;
   if (x->path)
     json_object_set_new(p, "instance", json_string(x->path));
   if (json_array_size(c->errors)) {
@@ -130,6 +143,8 @@ static void set_link(struct _u_response *resp, const struct _u_request *req, con
 /* ---- streamed responses: bounded in number, sent at the client's pace -------------------------- */
 
 static atomic_long streams_open;
+
+long http_streams_open(void) { return atomic_load(&streams_open); }
 
 struct stream {
   long (*read)(void *data, uint64_t offset, char *out, size_t max);
@@ -233,6 +248,12 @@ static void request_id_of(const struct _u_request *req, char *out, size_t size) 
     snprintf(out + 2 * i, size - 2 * i, "%02x", raw[i]);
 }
 
+/* The callback that answers a request returns this: the thread's messages no longer name it. */
+static int done(void) {
+  log_set_request(NULL);
+  return U_CALLBACK_COMPLETE;
+}
+
 static int on_prepare(const struct _u_request *req, struct _u_response *resp, void *cls) {
   const struct config *cfg = cls;
   struct ctx *x = calloc(1, sizeof *x);
@@ -245,6 +266,7 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
   x->path = strdup(req->url_path ? req->url_path : "/");
   request_id_of(req, x->request_id, sizeof x->request_id);
   x->call.request_id = x->request_id;
+  log_set_request(x->request_id); /* until the callback that answers returns (done) */
   char peer[INET_ADDRSTRLEN] = "";
   const struct sockaddr_in *sa = (const struct sockaddr_in *)req->client_address;
   if (sa && sa->sin_family == AF_INET)
@@ -274,14 +296,14 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
     }
     u_map_put(resp->map_header, "Allow", "GET, POST, PATCH, DELETE, OPTIONS");
     set_body(resp, x, 204, NULL, NULL);
-    return U_CALLBACK_COMPLETE;
+    return done();
   }
   const char *length = u_map_get_case(req->map_header, "Content-Length");
   if (!upload_current() && (req->binary_body_length > (size_t)cfg->body_limit ||
                             (length && strtoull(length, NULL, 10) > (unsigned long long)cfg->body_limit))) {
     fail(&x->call, ST_TOO_LARGE, "the body is larger than %ld bytes", cfg->body_limit);
     send_problem(resp, x, ST_TOO_LARGE);
-    return U_CALLBACK_COMPLETE;
+    return done();
   }
   return U_CALLBACK_CONTINUE;
 }
@@ -327,7 +349,7 @@ static int on_auth(const struct _u_request *req, struct _u_response *resp, void 
   if (s == ST_UNAUTHORIZED)
     u_map_put(resp->map_header, "WWW-Authenticate", "Bearer realm=\"ducha\"");
   send_problem(resp, x, s);
-  return U_CALLBACK_COMPLETE;
+  return done();
 }
 
 /* ---- PRIORITY_APP: the route table ------------------------------------------------------------ */
@@ -464,7 +486,7 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
     s = run(req, resp, x, rt, &replayed);
   if (!replayed)
     respond(req, resp, x, s);
-  return U_CALLBACK_COMPLETE;
+  return done();
 }
 
 /* ---- PRIORITY_FALLBACK: 404 and 405 ------------------------------------------------------------ */
@@ -480,6 +502,21 @@ static int path_matches(const char *tmpl, const char *path) {
     tmpl += tl, path += pl;
   }
   return !*tmpl && (!*path || !strcmp(path, "/"));
+}
+
+/* The index in ROUTES of the operation a request addressed (method and path; a literal segment
+ * before a parameter, as Ulfius matches), -1 for none. */
+static int route_index(const char *method, const char *path) {
+  int best = -1, best_params = 0;
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    if (!strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, path)) {
+      int params = 0;
+      for (const char *p = ROUTES[i].path; (p = strchr(p, '{')); p++)
+        params++;
+      if (best < 0 || params < best_params)
+        best = i, best_params = params;
+    }
+  return best;
 }
 
 static int on_fallback(const struct _u_request *req, struct _u_response *resp, void *cls) {
@@ -498,7 +535,7 @@ static int on_fallback(const struct _u_request *req, struct _u_response *resp, v
     fail(&x->call, ST_NOT_FOUND, "there is nothing at this address");
     send_problem(resp, x, ST_NOT_FOUND);
   }
-  return U_CALLBACK_COMPLETE;
+  return done();
 }
 
 /* ---- start and stop ---------------------------------------------------------------------------- */

@@ -11,6 +11,8 @@
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "resources.h"
 #include "worker.h"
@@ -35,16 +37,6 @@ static void usage(FILE *out) {
   config_usage(out);
 }
 
-static int log_level(const char *name) {
-  if (!strcmp(name, "error"))
-    return Y_LOG_LEVEL_ERROR;
-  if (!strcmp(name, "warning"))
-    return Y_LOG_LEVEL_WARNING;
-  if (!strcmp(name, "debug"))
-    return Y_LOG_LEVEL_DEBUG;
-  return Y_LOG_LEVEL_INFO;
-}
-
 static int serve(const struct config *cfg) {
   char path[1024];
   sigset_t set;
@@ -60,11 +52,18 @@ static int serve(const struct config *cfg) {
     y_log_message(Y_LOG_LEVEL_ERROR, "out of memory");
     return 1;
   }
+  if (metrics_init() || metrics_start(cfg)) {
+    metrics_stop();
+    db_pool_close();
+    openapi_unload();
+    return 1;
+  }
   auth_cache_init(cfg->token_cache_seconds * 1000);
   if (worker_start(cfg))
     y_log_message(Y_LOG_LEVEL_ERROR, "worker: cannot start; background jobs will not run here");
   int rc = http_serve(cfg);
   worker_stop();
+  metrics_stop();
   auth_cache_free();
   db_pool_close();
   openapi_unload();
@@ -114,9 +113,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (!strcmp(cmd, "serve")) {
-    y_init_logs("ducha", Y_LOG_MODE_CONSOLE, (unsigned long)log_level(cfg.log_level), NULL, "starting");
+    log_open(&cfg);
     rc = serve(&cfg);
-    y_close_logs();
+    log_close();
   } else {
     char app_role[128] = "";
     if (!strcmp(cmd, "migrate") && cfg.migration_database_url[0]) {
