@@ -205,6 +205,10 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
     x->http_status = 200;
     ulfius_set_binary_body_response(resp, 200, c->raw, c->raw_len);
     u_map_put(resp->map_header, "Content-Type", c->raw_type);
+    if (rt && (rt->flags & R_PAGE))
+      u_map_put(resp->map_header, "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none';"
+                " base-uri 'none'; frame-ancestors 'none'");
     return;
   }
   if (c->etag && !c->etag_text[0])
@@ -264,6 +268,7 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
   x->http_status = 200;
   snprintf(x->method, sizeof x->method, "%s", req->http_verb);
   x->path = strdup(req->url_path ? req->url_path : "/");
+  x->call.path = x->path;
   request_id_of(req, x->request_id, sizeof x->request_id);
   x->call.request_id = x->request_id;
   log_set_request(x->request_id); /* until the callback that answers returns (done) */

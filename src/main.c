@@ -48,6 +48,9 @@ static int serve(const struct config *cfg) {
   config_resolve_path(cfg->openapi_file, path, sizeof path);
   if (openapi_load(path))
     y_log_message(Y_LOG_LEVEL_WARNING, "cannot read %s; /openapi.yaml will answer 404", path);
+  config_resolve_path(cfg->docs_dir, path, sizeof path);
+  if (docs_load(path))
+    y_log_message(Y_LOG_LEVEL_WARNING, "cannot read Swagger UI in %s (DUCHA_DOCS_DIR); /docs will answer 404", path);
   if (db_pool_init(cfg, (int)cfg->threads + 1)) {
     y_log_message(Y_LOG_LEVEL_ERROR, "out of memory");
     return 1;
@@ -56,6 +59,7 @@ static int serve(const struct config *cfg) {
     metrics_stop();
     db_pool_close();
     openapi_unload();
+    docs_unload();
     return 1;
   }
   auth_cache_init(cfg->token_cache_seconds * 1000);
@@ -67,6 +71,7 @@ static int serve(const struct config *cfg) {
   auth_cache_free();
   db_pool_close();
   openapi_unload();
+  docs_unload();
   y_log_message(Y_LOG_LEVEL_INFO, "stopped");
   return rc;
 }

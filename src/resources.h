@@ -101,5 +101,11 @@ status openapi_document(struct call *c);
 /* Reads the contract served at /openapi.yaml; -1 when the file cannot be read. */
 int openapi_load(const char *path);
 void openapi_unload(void);
+/* The page /docs and its files (docs.c); docs_load reads Swagger UI's files from dir, -1 when
+ * they are not there (then /docs answers 404). */
+status docs_page(struct call *c);
+status docs_file(struct call *c);
+int docs_load(const char *dir);
+void docs_unload(void);
 
 #endif

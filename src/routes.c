@@ -27,6 +27,8 @@ const struct route ROUTES[] = {
   {"GET", "/healthz", health_live, R_PUBLIC | R_NO_DB, NULL, NULL, 0},
   {"GET", "/readyz", health_ready, R_PUBLIC, NULL, NULL, 0},
   {"GET", "/openapi.yaml", openapi_document, R_PUBLIC | R_NO_DB, NULL, NULL, 0},
+  {"GET", "/docs", docs_page, R_PUBLIC | R_NO_DB | R_PAGE, NULL, NULL, 0},
+  {"GET", "/docs/{file}", docs_file, R_PUBLIC | R_NO_DB | R_PAGE, NULL, NULL, 0},
 
   {"GET", "/api/v1/departments", res_list, R_LIST, DEPARTMENT_FILTERS, &DEPARTMENTS, ALL},
   {"GET", ITEM_PATH("departments"), res_get, R_ONE_STATEMENT, NULL, &DEPARTMENTS, ALL},

@@ -245,6 +245,8 @@ def gone_after(v, role, s, resp):
 op("GET", "/healthz", victim=lambda s: {"path": "/healthz", "refs": []})
 op("GET", "/readyz", victim=lambda s: {"path": "/readyz", "refs": []})
 op("GET", "/openapi.yaml", victim=lambda s: {"path": "/openapi.yaml", "refs": []})
+op("GET", "/docs", victim=lambda s: {"path": "/docs", "refs": []})
+op("GET", "/docs/{file}", victim=lambda s: {"path": "/docs/ducha-docs.js", "refs": []})
 
 
 def v_login(s):
