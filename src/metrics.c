@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,8 @@ struct route_counts {
 static struct {
   struct route_counts *routes; /* ROUTE_COUNT + 1 */
   unsigned char slot_of[600];  /* HTTP status -> index in CODES (+1); 0: other */
+  char status_label[SLOTS][24]; /* ,status="200" ... ,status="other" */
+  char le_label[NBOUNDS + 1][24]; /* ,le="0.001" ... ,le="+Inf" */
   long long started;           /* unix seconds */
   struct MHD_Daemon *daemon;
 } M;
@@ -54,8 +57,14 @@ int metrics_init(void) {
       atomic_init(&M.routes[r].bucket[i], 0);
     atomic_init(&M.routes[r].sum_us, 0);
   }
-  for (size_t i = 0; i < NCODES; i++)
+  for (size_t i = 0; i < NCODES; i++) {
     M.slot_of[CODES[i]] = (unsigned char)(i + 1);
+    snprintf(M.status_label[i], sizeof M.status_label[i], ",status=\"%d\"", CODES[i]);
+  }
+  snprintf(M.status_label[NCODES], sizeof M.status_label[NCODES], ",status=\"other\"");
+  for (size_t i = 0; i < NBOUNDS; i++)
+    snprintf(M.le_label[i], sizeof M.le_label[i], ",le=\"%g\"", BOUNDS[i]);
+  snprintf(M.le_label[NBOUNDS], sizeof M.le_label[NBOUNDS], ",le=\"+Inf\"");
   M.started = (long long)time(NULL);
   return 0;
 }
@@ -81,11 +90,18 @@ static void family(struct text *t, const char *name, const char *type, const cha
   text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void route_labels(struct text *t, int r) {
+/* One sample of route r: NAME{method="...",route="..."EXTRA} VALUE */
+static void route_sample(struct text *t, const char *name, int r, const char *extra, const char *value) {
   if (r < ROUTE_COUNT)
-    text_printf(t, "method=\"%s\",route=\"%s\"", ROUTES[r].method, ROUTES[r].path);
+    text_printf(t, "%s{method=\"%s\",route=\"%s\"%s} %s\n", name, ROUTES[r].method, ROUTES[r].path, extra, value);
   else
-    text_put(t, "method=\"other\",route=\"unmatched\"");
+    text_printf(t, "%s{method=\"other\",route=\"unmatched\"%s} %s\n", name, extra, value);
+}
+
+static void route_count(struct text *t, const char *name, int r, const char *extra, unsigned long long n) {
+  char value[24];
+  snprintf(value, sizeof value, "%llu", n);
+  route_sample(t, name, r, extra, value);
 }
 
 static void requests(struct text *t) {
@@ -94,14 +110,8 @@ static void requests(struct text *t) {
   for (int r = 0; r <= ROUTE_COUNT; r++)
     for (size_t i = 0; i < SLOTS; i++) {
       unsigned long long n = atomic_load_explicit(&M.routes[r].by_status[i], memory_order_relaxed);
-      if (!n)
-        continue;
-      text_put(t, "ducha_http_requests_total{");
-      route_labels(t, r);
-      if (i < NCODES)
-        text_printf(t, ",status=\"%d\"} %llu\n", CODES[i], n);
-      else
-        text_printf(t, ",status=\"other\"} %llu\n", n);
+      if (n)
+        route_count(t, "ducha_http_requests_total", r, M.status_label[i], n);
     }
   family(t, "ducha_http_request_duration_seconds", "histogram",
          "Time from a request's arrival to its answer (a download: to its headers), by operation.");
@@ -114,19 +124,12 @@ static void requests(struct text *t) {
     cum = 0;
     for (size_t i = 0; i <= NBOUNDS; i++) {
       cum += b[i];
-      text_put(t, "ducha_http_request_duration_seconds_bucket{");
-      route_labels(t, r);
-      if (i < NBOUNDS)
-        text_printf(t, ",le=\"%g\"} %llu\n", BOUNDS[i], cum);
-      else
-        text_printf(t, ",le=\"+Inf\"} %llu\n", cum);
+      route_count(t, "ducha_http_request_duration_seconds_bucket", r, M.le_label[i], cum);
     }
-    text_put(t, "ducha_http_request_duration_seconds_sum{");
-    route_labels(t, r);
-    text_printf(t, "} %.6f\n", (double)atomic_load_explicit(&M.routes[r].sum_us, memory_order_relaxed) / 1e6);
-    text_put(t, "ducha_http_request_duration_seconds_count{");
-    route_labels(t, r);
-    text_printf(t, "} %llu\n", cum);
+    char sum[32];
+    snprintf(sum, sizeof sum, "%.6f", (double)atomic_load_explicit(&M.routes[r].sum_us, memory_order_relaxed) / 1e6);
+    route_sample(t, "ducha_http_request_duration_seconds_sum", r, "", sum);
+    route_count(t, "ducha_http_request_duration_seconds_count", r, "", cum);
   }
 }
 

@@ -33,10 +33,10 @@ def url_for(base, name):
 
 
 def key_file(name, data):
-    path = os.path.join(KEY_DIR, name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    """A new key file of mode 0600 (mkstemp's) in KEY_DIR."""
+    fd, path = tempfile.mkstemp(prefix=name + ".", dir=KEY_DIR)
+    os.write(fd, data)
+    os.close(fd)
     return path
 
 
