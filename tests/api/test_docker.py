@@ -107,6 +107,8 @@ def needed_packages():
     if p.returncode != 0:
         skip("readelf: %s" % p.stderr.strip())
     libs = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", p.stdout)
+    # the sanitizer build's runtimes are not the image's (it builds --buildtype=release)
+    libs = [lib for lib in libs if not re.match(r"lib(a|ub|t|l)san\.", lib)]
     check(libs, "no NEEDED libraries in %s" % DUCHA_BIN)
     cache = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True, timeout=30).stdout
     out = {}
