@@ -451,20 +451,4 @@ static const char *SQL_FORM_ETAG =
     " JOIN name_versions n ON n.catalogue = 'departments'"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
-status inspection_form(struct call *c) {
-  struct num n = num(c->id);
-  const char *params[] = {n.s};
-  char tag[64];
-  status s = resource_value(c, "inspection", tag, sizeof tag, SQL_FORM_ETAG, 1, params);
-  if (s != ST_OK)
-    return s;
-  snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
-  if (call_not_modified(c))
-    return ST_OK; /* 304: the client's copy is current */
-  PGresult *r;
-  if ((s = resource_row(c, "inspection", &r, SQL_FORM, 1, params)) != ST_OK)
-    return s;
-  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-  PQclear(r);
-  return s;
-}
+status inspection_form(struct call *c) { return resource_tagged(c, "inspection", SQL_FORM_ETAG, "f", SQL_FORM); }
