@@ -92,7 +92,8 @@ enum route_flags {
   R_CALLERS = 16384,   /* changes who callers are or what they see: verified tokens forgotten */
   R_DEADLINE = 32768,  /* the body's deadline may come as deadline_in_working_days (calendar.c) */
   R_ONE_STATEMENT = 65536, /* a read of one statement: no BEGIN or COMMIT (DB_ONE_READ, db.h) */
-  R_PAGE = 131072      /* a page for browsers (/docs): loads nothing from elsewhere (CSP) */
+  R_PUBLIC_VIEW = 131072,  /* the public view (公示): cacheable by anyone, rate-limited per address (http.c) */
+  R_PAGE = 262144      /* a page for browsers (/docs): loads nothing from elsewhere (CSP) */
 };
 
 struct resource;

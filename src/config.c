@@ -82,6 +82,9 @@ static const struct var VARS[] = {
    "督办 red also: overdue and urged at least this many times"},
   {"DUCHA_ESCALATION_EVERY", "600", NUM(escalation_every, 1, 86400),
    "seconds between the records of rectifications turned overdue or red (job escalation)"},
+  {"DUCHA_PUBLIC_RATE_LIMIT", "120", NUM(public_rate_limit, 0, 1000000),
+   "requests a minute per client address on the public view /api/v1/public/... (as many at once; more: 429),"
+   " counted by each replica (0: no limit)"},
   {"DUCHA_JOBS", "purge-idempotency-keys,audit-checkpoint,escalation", STR(jobs), 0, 0,
    "background jobs this process takes part in (comma-separated, or none); each run happens once across replicas"},
   {"DUCHA_JOB_POLL_MS", "5000", NUM(job_poll_ms, 50, 3600000), "milliseconds between the worker's looks for a due job"},

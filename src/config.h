@@ -44,6 +44,7 @@ struct config {
   long idempotency_purge_every; /* seconds between purges of expired Idempotency-Keys */
   long escalation_blue_days, escalation_red_days, escalation_red_urges; /* 督办: N, M, K */
   long escalation_every;  /* seconds between runs of the escalation job */
+  long public_rate_limit; /* requests a minute per client address on the public view (0: none) */
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

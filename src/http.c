@@ -25,6 +25,7 @@
 #include "net.h"
 #include "upload.h"
 #include "problem.h"
+#include "throttle.h"
 #include "validate.h"
 
 /* One request's state, shared by the callbacks of the chain through response->shared_data. */
@@ -181,9 +182,15 @@ static status stream_start(struct _u_response *resp, struct call *c) {
   return ST_OK;
 }
 
+/* The public view's pages may be kept by any cache for a minute (the ETag then says whether
+ * they changed); its refusals by none. */
+#define PUBLIC_VIEW_CACHE "public, max-age=60"
+
 static void respond(const struct _u_request *req, struct _u_response *resp, struct ctx *x, status s) {
   struct call *c = &x->call;
   const struct route *rt = c->route;
+  if (rt && (rt->flags & R_PUBLIC_VIEW))
+    u_map_put(resp->map_header, "Cache-Control", s == ST_OK ? PUBLIC_VIEW_CACHE : "no-store");
   if (s != ST_OK) {
     send_problem(resp, x, s);
     return;
@@ -472,6 +479,18 @@ out:
   return s;
 }
 
+/* DUCHA_PUBLIC_RATE_LIMIT: the public view's callers, counted per client address (NULL: no limit). */
+static struct throttle *public_callers;
+
+static status public_view_admit(struct call *c) {
+  long wait = public_callers ? throttle_take(public_callers, c->client_address, now_us()) : 0;
+  if (wait <= 0)
+    return ST_OK;
+  c->retry_after = wait;
+  return fail(c, ST_TOO_MANY, "more than %ld requests a minute from %s; try again in %ld seconds",
+              c->cfg->public_rate_limit, c->client_address, wait);
+}
+
 static int on_route(const struct _u_request *req, struct _u_response *resp, void *cls) {
   const struct route *rt = cls;
   struct ctx *x = resp->shared_data;
@@ -485,6 +504,8 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
     s = fail(c, ST_FORBIDDEN, "the %s role may not %s %s", c->who.role, rt->method, rt->path);
   else if (!(rt->flags & R_PUBLIC) && c->who.must_change_password && !(rt->flags & R_BEFORE_PASSWORD_CHANGE))
     s = fail(c, ST_PASSWORD_CHANGE, "an administrator reset your password: change it with POST /api/v1/me/password");
+  else if (rt->flags & R_PUBLIC_VIEW)
+    s = public_view_admit(c);
   if (s == ST_OK)
     s = read_request(req, x, rt);
   if (s == ST_OK)
@@ -612,6 +633,9 @@ static void drain(struct _u_instance *inst, const struct config *cfg) {
                   cfg->drain_timeout);
 }
 
+/* Client addresses the public view's rate limit remembers at once (about 1.6 MB). */
+#define PUBLIC_CALLERS_MAX 16384
+
 int http_serve(const struct config *cfg) {
   struct _u_instance inst;
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
@@ -621,6 +645,8 @@ int http_serve(const struct config *cfg) {
     y_log_message(Y_LOG_LEVEL_ERROR, "DUCHA_LISTEN host %s is not an IPv4 address", cfg->listen_host);
     return 2;
   }
+  if (cfg->public_rate_limit > 0 && !(public_callers = throttle_new(cfg->public_rate_limit, PUBLIC_CALLERS_MAX)))
+    return 1;
   if (ulfius_init_instance(&inst, cfg->listen_port, &addr, NULL) != U_OK)
     return 1;
   inst.max_post_body_size = (size_t)cfg->body_limit + 1; /* truncated past this: answered 413 */
@@ -674,6 +700,8 @@ int http_serve(const struct config *cfg) {
   rc = 0;
 out:
   ulfius_clean_instance(&inst);
+  throttle_free(public_callers);
+  public_callers = NULL;
   for (int i = 0; i < ROUTE_COUNT; i++)
     free(formats[i]);
   free(formats);

@@ -4,15 +4,18 @@
  *
  * Where its rules live: start, submit and reopen, lock_for and the functions below (a submission
  * needs a deadline on every measure and makes the findings final, inspection_editable, which
- * items.c, problems.c and rectifications.c call before any change; what was worked on cannot be
- * deleted once reopened, rectifications_untouched in rectifications.c); closing by itself when its
- * last measure closes, and going back to submitted on a revocation, rectification_actions.c; who
- * reads it, the target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010, and
- * its carried-over measures (SQL_FORM), migrations/0015; many at once for a batch,
- * inspection_create_many. */
+ * items.c, problems.c and rectifications.c call before any change but to what the public view
+ * shows of a problem or measure, public_fields_only; what was worked on cannot be deleted once
+ * reopened, rectifications_untouched in rectifications.c); closing by itself when its last measure
+ * closes, and going back to submitted on a revocation, rectification_actions.c; who reads it, the
+ * target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010, and its
+ * carried-over measures (SQL_FORM), migrations/0015; many at once for a batch,
+ * inspection_create_many; published (公示), set_published, and what the public sees of it,
+ * public.c and migrations/0017. */
 #include "audit.h"
 #include "resources.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const STATUSES[] = {"draft", "in_progress", "submitted", "closed", NULL};
@@ -201,7 +204,8 @@ static const struct field REASON[] = {
 };
 
 /* Locks the inspection, checks If-Match (optional here), that it is in state from (or, when
- * given, or_from) and that the body holds fields and no others; *state receives the state. */
+ * given, or_from; any state without from) and that the body holds fields and no others; *state
+ * receives the state. */
 static status lock_for(struct call *c, const char *action, const char *from, const char *or_from,
                        const struct field *fields, char state[16]) {
   status s = resource_lock(c, &INSPECTIONS);
@@ -209,7 +213,7 @@ static status lock_for(struct call *c, const char *action, const char *from, con
     s = state_of(c, SQL_STATE, c->id, state, 16);
   if (s != ST_OK)
     return s;
-  if (strcmp(state, from) && (!or_from || strcmp(state, or_from)))
+  if (from && strcmp(state, from) && (!or_from || strcmp(state, or_from)))
     return bad_transition(c, action, state);
   if (validate_body(c->body, fields, 1, c->errors))
     return fail(c, ST_INVALID, fields[0].name ? "see errors" : "this action takes no fields");
@@ -306,6 +310,45 @@ status inspection_reopen(struct call *c) {
     return resource_db_failure(c, s);
   return transitioned(c, "reopen", state);
 }
+
+/* ---- 公示: publishing, for the public view (public.c) --------------------------------------------- */
+
+/* Published or not ($2), with the moment; the public view shows it while it is submitted or
+ * closed (migrations/0017), so a reopen hides it until it is submitted again. */
+static const char *SQL_PUBLISH =
+    "UPDATE inspections SET published = $2::boolean, published_at = CASE WHEN $2::boolean THEN now() END,"
+    " updated_at = now(), version = version + 1 WHERE id = $1 AND published <> $2::boolean";
+
+/* Publishes (on) a submitted or closed inspection, or withdraws (!on) a published one in any
+ * state; ST_CONFLICT when it is so already. Audited as publish / unpublish. */
+static status set_published(struct call *c, int on) {
+  const char *action = on ? "publish" : "unpublish";
+  char state[16];
+  status s = on ? lock_for(c, action, "submitted", "closed", NO_FIELDS, state)
+                : lock_for(c, action, NULL, NULL, NO_FIELDS, state);
+  if (s != ST_OK)
+    return s;
+  struct num n = num(c->id);
+  const char *params[] = {n.s, on ? "true" : "false"};
+  PGresult *r;
+  if ((s = db_exec(c->db, &r, SQL_PUBLISH, 2, params)) != ST_OK)
+    return resource_db_failure(c, s);
+  int changed = atoi(PQcmdTuples(r));
+  PQclear(r);
+  if (!changed)
+    return fail(c, ST_CONFLICT, on ? "the inspection is published already" : "the inspection is not published");
+  if ((s = resource_load(c, &INSPECTIONS, c->id)) != ST_OK)
+    return s;
+  json_t *before = json_pack("{s:b}", "published", !on);
+  json_t *after = json_pack("{s:b, s:O}", "published", on, "published_at", json_object_get(c->result, "published_at"));
+  s = audit_write(c, action, "inspection", c->id, before, after);
+  json_decref(before);
+  json_decref(after);
+  return s;
+}
+
+status inspection_publish(struct call *c) { return set_published(c, 1); }
+status inspection_unpublish(struct call *c) { return set_published(c, 0); }
 
 /* ---- a batch's inspections, many units at once ----------------------------------------------- */
 
@@ -451,20 +494,4 @@ static const char *SQL_FORM_ETAG =
     " JOIN name_versions n ON n.catalogue = 'departments'"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
-status inspection_form(struct call *c) {
-  struct num n = num(c->id);
-  const char *params[] = {n.s};
-  char tag[64];
-  status s = resource_value(c, "inspection", tag, sizeof tag, SQL_FORM_ETAG, 1, params);
-  if (s != ST_OK)
-    return s;
-  snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
-  if (call_not_modified(c))
-    return ST_OK; /* 304: the client's copy is current */
-  PGresult *r;
-  if ((s = resource_row(c, "inspection", &r, SQL_FORM, 1, params)) != ST_OK)
-    return s;
-  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-  PQclear(r);
-  return s;
-}
+status inspection_form(struct call *c) { return resource_tagged(c, "inspection", SQL_FORM_ETAG, "f", SQL_FORM); }

@@ -53,6 +53,9 @@ const struct route ROUTES[] = {
   {"POST", "/api/v1/inspections/{id}/start", inspection_start, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
   {"POST", "/api/v1/inspections/{id}/submit", inspection_submit, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
   {"POST", "/api/v1/inspections/{id}/reopen", inspection_reopen, R_BODY, NULL, &INSPECTIONS, A},
+  {"POST", "/api/v1/inspections/{id}/publish", inspection_publish, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS, STAFF},
+  {"POST", "/api/v1/inspections/{id}/unpublish", inspection_unpublish, R_BODY | R_BODY_OPTIONAL, NULL, &INSPECTIONS,
+   STAFF},
   {"GET", "/api/v1/inspections/{id}/form", inspection_form, 0, NULL, NULL, ALL},
   {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS, ALL},
 
@@ -107,6 +110,10 @@ const struct route ROUTES[] = {
   {"DELETE", "/api/v1/auth/token", session_logout, R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},
   {"GET", "/api/v1/tokens", res_list, R_LIST | R_PRIVATE, TOKEN_FILTERS, &TOKENS, A},
   {"DELETE", ITEM_PATH("tokens"), token_revoke, R_NO_CONTENT | R_PRIVATE | R_CALLERS, NULL, NULL, A},
+
+  {"GET", "/api/v1/public/inspections", public_inspection_list, R_PUBLIC | R_PUBLIC_VIEW | R_LIST, PUBLIC_FILTERS,
+   NULL, 0},
+  {"GET", "/api/v1/public/inspections/{id}", public_inspection_get, R_PUBLIC | R_PUBLIC_VIEW, NULL, NULL, 0},
 
   {"GET", "/api/v1/me", me_get, R_BEFORE_PASSWORD_CHANGE | R_PRIVATE, NULL, NULL, ALL},
   {"PATCH", "/api/v1/me", me_patch, PATCH_FLAGS | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},

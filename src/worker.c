@@ -3,7 +3,8 @@
  * Where its rules live:
  *   - which jobs exist, how often each runs: JOBS below, with their DUCHA_* settings (config.c);
  *   - once across replicas: the job's row is taken FOR UPDATE SKIP LOCKED and the job runs in
- *     that transaction; next_run_at moves on in it too (SQL_CLAIM, SQL_DONE);
+ *     that transaction; next_run_at moves on in it too (SQL_CLAIM, SQL_DONE), by the job's period,
+ *     or by a second when it says there is more to do ({"more": true});
  *   - failures: rolled back to a savepoint, logged, kept in the row (last_error, failures) and
  *     retried after 1, 2, 4 ... seconds, never later than the job's period (SQL_FAILED);
  *   - identity: every transaction runs as the system (scope all, no actor, role "system"), so
@@ -150,7 +151,10 @@ static status run_claimed(db_conn *db, const struct job *j) {
   status s = db_exec(db, NULL, "SAVEPOINT job", 0, NULL);
   if (s == ST_OK)
     s = j->run(&c, &result);
-  struct num every = num(*(const long *)((const char *)cfg + j->every));
+  /* a job that left work for later ({"more": true}) runs again after a second */
+  struct num every = num(s == ST_OK && json_is_true(json_object_get(result, "more"))
+                             ? 1
+                             : *(const long *)((const char *)cfg + j->every));
   if (s == ST_OK) {
     char *text = json_dumps(result, JSON_COMPACT);
     const char *params[] = {j->name, every.s, W.id, text};

@@ -10,8 +10,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, UTC_DATETIME_RE, check, ctx, day, db, eq, expect_problem, expect_status,  # noqa: E402
                      items_of, main, mk_dept, mk_inspection, mk_problem, mk_rect, test, Server, today)
 
-PROBLEM_KEYS = sorted(["id", "item_id", "inspection_id", "ordinal", "description", "rectification_count", "created_at",
-                       "updated_at"])
+PROBLEM_KEYS = sorted(["id", "item_id", "inspection_id", "ordinal", "description", "public", "public_text",
+                       "rectification_count", "created_at", "updated_at"])
 from lifecycle_helpers import RECT_KEYS  # noqa: E402  (the full representation, issue 4)
 
 # text that must come back exactly as sent: full-width punctuation, quotes, a character outside
