@@ -296,9 +296,10 @@ BEGIN
 END $$;
 
 -- The job `statistics` (src/statistics.c). After a calendar was replaced: the working days of up
--- to 20000 closed rectifications counted again with it, and their cells' (the reports count
--- them from the facts until none is left to count); then the open rectifications whose deadline
--- passed since as_of join the cells' overdue counts, and as_of becomes today. Returns what it did.
+-- to 5000 closed rectifications counted again with it, and their cells' (the reports count them
+-- from the facts until none is left to count; `more` brings the worker back a second later);
+-- then the open rectifications whose deadline passed since as_of join the cells' overdue
+-- counts, and as_of becomes today. Returns what it did.
 CREATE FUNCTION statistics_catch_up() RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   today date := ducha_today();
@@ -310,6 +311,7 @@ DECLARE
   days date[];
   recounted integer := 0;
   moved bigint := 0;
+  current boolean;
 BEGIN
   SELECT * INTO s FROM statistics_state;
   IF s.calendar_version <> calendar THEN
@@ -317,7 +319,7 @@ BEGIN
     SELECT coalesce(array_agg(x.id), '{}') INTO ids FROM (
       SELECT f.rectification_id AS id FROM statistics_facts f
         JOIN working_days wc ON wc.day = f.closed_on JOIN working_days ws ON ws.day = f.submitted_on
-       WHERE f.status = 'closed' AND f.days IS DISTINCT FROM wc.ordinal - ws.ordinal LIMIT 20000) x;
+       WHERE f.status = 'closed' AND f.days IS DISTINCT FROM wc.ordinal - ws.ordinal LIMIT 5000) x;
   END IF;
   PERFORM pg_advisory_xact_lock(ducha_statistics_lock());
   SELECT * INTO s FROM statistics_state;
@@ -349,7 +351,7 @@ BEGIN
                                           AND f.inspected_on >= k.month AND f.inspected_on < k.month + interval '1 month'
              GROUP BY 1, 2, 3) x
      WHERE c.unit = x.unit AND c.checklist_id = x.checklist_id AND c.period = x.month;
-    IF cardinality(ids) < 20000 THEN
+    IF cardinality(ids) < 5000 THEN
       UPDATE statistics_state SET calendar_version = calendar;
     END IF;
   END IF;
@@ -369,8 +371,9 @@ BEGIN
     SELECT coalesce(sum(abs(k)), 0) INTO moved FROM d;
     UPDATE statistics_state SET as_of = today;
   END IF;
+  SELECT calendar_version = calendar INTO current FROM statistics_state;
   RETURN jsonb_build_object('as_of', today, 'overdue_moved', moved, 'days_recounted', recounted,
-                            'calendar_current', (SELECT calendar_version = calendar FROM statistics_state));
+                            'calendar_current', current, 'more', NOT current);
 END $$;
 
 -- Concatenates integer arrays (the working days of cells).

@@ -16,7 +16,8 @@
  *   - what a change leaves behind without being asked: triggers — the deadline and unit history
  *     (rectifications_history, migrations/0003; an extension names itself through the settings
  *     ducha.deadline_kind and ducha.deadline_reason, set in extend), who may read the row
- *     (rectification_readers, migrations/0008), the form's ETag (migrations/0010);
+ *     (rectification_readers, migrations/0008), the form's ETag (migrations/0010; of the later
+ *     inspections that carry it over, 0015);
  *   - the audit event: act() below, one per action. */
 #include <string.h>
 
@@ -313,7 +314,7 @@ static status act(struct call *c, const struct action *a) {
     return fail(c, ST_PRECONDITION_FAILED, "the rectification has changed since you read it (ETag \"%ld\")", version);
   if (strcmp(inspection, "submitted") && strcmp(inspection, "closed")) {
     json_array_clear(c->allowed); /* nothing can be done to it yet */
-    return fail(c, ST_BAD_TRANSITION, "the inspection is %s: rectification starts once its findings are submitted",
+    return fail(c, ST_BAD_TRANSITION, "the inspection is %s: rectification waits until its findings are submitted",
                 inspection);
   }
   if (!may(&r, a->name)) {
@@ -336,4 +337,62 @@ static status act(struct call *c, const struct action *a) {
   json_decref(before);
   json_decref(after);
   return s;
+}
+
+/* ---- urging many at once -------------------------------------------------------------------- */
+
+static const struct field URGE_MANY[] = {
+  {"ids", F_IDS, FIELD_REQUIRED, 1, 200, NULL, 0},
+  {"note", F_TEXT, 0, 1, 2000, NULL, 0},
+  {0},
+};
+
+/* POST /rectifications/urge: each rectification is urged as POST /rectifications/{id}/urge urges
+ * one (act: the same checks, one audit event each), all or none. What stands in the way of one
+ * is an error at /ids/<index>; with any, the request fails and its transaction, with the urges
+ * already made, is rolled back: 400 when an id names no rectification the caller sees, else 409. */
+status rectification_urge_many(struct call *c) {
+  if (validate_body(c->body, URGE_MANY, 1, c->errors))
+    return fail(c, ST_INVALID, "see errors");
+  json_t *ids = json_object_get(c->body, "ids");
+  json_t *body = c->body, *one = json_object(), *done = json_array();
+  if (json_object_get(body, "note"))
+    json_object_set(one, "note", json_object_get(body, "note"));
+  c->body = one;     /* what each urge sees: the note */
+  c->if_match = NULL; /* no one version for them all */
+  status s = ST_OK;
+  size_t unknown = 0;
+  for (size_t i = 0; i < json_array_size(ids); i++) {
+    c->id = json_integer_value(json_array_get(ids, i));
+    c->detail[0] = '\0';
+    s = rectification_urge(c);
+    json_decref(c->allowed);
+    c->allowed = NULL;
+    if (s == ST_OK) {
+      json_array_append_new(done, c->result);
+      c->result = NULL;
+      continue;
+    }
+    if (s != ST_NOT_FOUND && s != ST_BAD_TRANSITION && s != ST_CONFLICT)
+      break; /* the database failed: that is the answer */
+    char ptr[32];
+    snprintf(ptr, sizeof ptr, "/ids/%zu", i);
+    errors_add(c->errors, ptr, c->detail);
+    unknown += s == ST_NOT_FOUND;
+    s = ST_OK;
+  }
+  c->body = body;
+  c->id = 0;
+  c->etag = 0;
+  json_decref(one);
+  size_t refused = json_array_size(c->errors);
+  if (s != ST_OK || refused) {
+    json_decref(done);
+    if (s != ST_OK)
+      return s;
+    return fail(c, unknown ? ST_INVALID : ST_CONFLICT, "%zu of the %zu rectifications cannot be urged; none was: see errors",
+                refused, json_array_size(ids));
+  }
+  c->result = json_pack("{s:o}", "data", done);
+  return ST_OK;
 }

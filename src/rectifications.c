@@ -6,6 +6,7 @@
  *     than the current one when it moves: rectification_deadline_check;
  *   - editable only while the inspection's findings are not final: before_create, before_change
  *     (inspection_editable, inspections.c); numbering: ordinal.c with ORDINALS below;
+ *   - deleted only while nothing was done on it (after an admin's reopen): rectifications_untouched;
  *   - who reads which rows: rectification_readers (migrations/0008), through
  *     RECTIFICATION_VISIBLE (resources.h) for one row and the three ledger forms below for pages;
  *   - where a row sits (problem, item, inspection): the view rectification_rows (migrations/0011);
@@ -20,6 +21,7 @@ static const struct field CREATE[] = {
   {"responsible_department_id", F_ID, FIELD_REQUIRED, 0, 0, NULL, 0},
   {"deadline", F_DATE, FIELD_NULLABLE, 0, 0, NULL, 0},
   {"ordinal", F_INT, 0, 1, 10000, NULL, 0},
+  PUBLIC_FIELDS,
   {0},
 };
 static const struct field PATCH[] = {
@@ -27,6 +29,7 @@ static const struct field PATCH[] = {
   {"responsible_department_id", F_ID, 0, 0, 0, NULL, 0},
   {"deadline", F_DATE, FIELD_NULLABLE, 0, 0, NULL, 0},
   {"ordinal", F_INT, 0, 1, 10000, NULL, 0},
+  PUBLIC_FIELDS,
   {0},
 };
 
@@ -44,6 +47,7 @@ static const struct ordinal_sql ORDINALS = {
 #define JSON_OF_R                                                                              \
   "json_build_object('id', r.id, 'problem_id', r.problem_id, 'item_id', r.item_id,"           \
   " 'inspection_id', r.inspection_id, 'ordinal', r.ordinal, 'measure', r.measure,"            \
+  " 'public', r.public, 'public_text', r.public_text,"                                         \
   " 'responsible_department_id', r.responsible_department_id,"                                 \
   " 'responsible_department', " NAME_OF("departments", "name", "r.responsible_department_id") "," \
   " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status),"   \
@@ -64,11 +68,14 @@ static const struct ordinal_sql ORDINALS = {
   "   r.submitted_by, xr.id IS NOT NULL)),"                                                      \
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
 /* The entity tag: the version (what If-Match compares), then what the derived fields and the
- * names shown depend on: the local date (overdue, working days, escalation), the calendar's and
- * the unit names' versions (migrations/0010, 0013). */
+ * context shown depend on: the local date (overdue, working days, escalation), the inspection's
+ * version (its status and title), the calendar's and the unit names' versions (migrations/0010,
+ * 0013). */
 #define TAG_R                                                                                  \
-  "r.version || '.' || to_char(ducha_today(), 'YYYYMMDD') || (SELECT string_agg('.' || n.version, ''" \
-  " ORDER BY n.catalogue) FROM name_versions n WHERE n.catalogue IN ('calendar', 'departments'))"
+  "r.version || '.' || to_char(ducha_today(), 'YYYYMMDD')"                                    \
+  " || '.' || (SELECT i.version FROM inspections i WHERE i.id = r.inspection_id)"              \
+  " || (SELECT string_agg('.' || n.version, '' ORDER BY n.catalogue) FROM name_versions n"      \
+  "     WHERE n.catalogue IN ('calendar', 'departments'))"
 /* A department user sees the rectifications assigned to its units, now or before a
  * reassignment, and those of inspections of its units: rectification_readers. */
 #define VISIBLE_R RECTIFICATION_VISIBLE("r.id")
@@ -114,12 +121,45 @@ static status before_create(struct call *c) {
   return s == ST_OK ? rectification_deadline_check(c, NULL) : s;
 }
 
+/* What was done on the rectification x beyond writing it down and correcting it, NULL when
+ * nothing: a closure, evidence, progress, or any action of its lifecycle on record (start, urge,
+ * extend, reassign ...). Such a record stays: it matters once an admin reopens the inspection. */
+#define WORKED_ON(x)                                                                            \
+  "CASE WHEN EXISTS (SELECT 1 FROM closures k WHERE k.rectification_id = " x ".id) THEN 'a closure (销号)'" \
+  " WHEN EXISTS (SELECT 1 FROM evidence e WHERE e.rectification_id = " x ".id) THEN 'evidence'"  \
+  " WHEN EXISTS (SELECT 1 FROM progress_updates p WHERE p.rectification_id = " x ".id) THEN 'progress updates'" \
+  " ELSE (SELECT 'been acted on (' || a.action || ')' FROM audit_events a WHERE a.entity_type = 'rectification'" \
+  "   AND a.entity_id = " x ".id AND a.action NOT IN ('create', 'update') ORDER BY a.id LIMIT 1) END"
+#define UNTOUCHED(where)                                                                       \
+  "SELECT x.id, w.why FROM rectifications x CROSS JOIN LATERAL (SELECT " WORKED_ON("x") " AS why) w" \
+  " WHERE " where " AND w.why IS NOT NULL ORDER BY x.ordinal LIMIT 1"
+
+status rectifications_untouched(struct call *c, int of_problem, int64_t id) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = db_exec(c->db, &r, of_problem ? UNTOUCHED("x.problem_id = $1") : UNTOUCHED("x.id = $1"), 1, params);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  if (PQntuples(r) && of_problem)
+    s = fail(c, ST_CONFLICT, "its rectification %s has %s, which stays on record: the problem cannot be deleted",
+             PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+  else if (PQntuples(r))
+    s = fail(c, ST_CONFLICT, "the rectification has %s, which stays on record: it cannot be deleted",
+             PQgetvalue(r, 0, 1));
+  PQclear(r);
+  return s;
+}
+
+/* What the public view shows of it (公示) stays editable once the findings are final. */
 static status before_change(struct call *c, int deleting) {
+  if (!deleting && public_fields_only(c->body))
+    return ST_OK;
   status s = inspection_editable(c,
                                  "SELECT i.status FROM rectification_rows r JOIN inspections i ON i.id = r.inspection_id"
                                  " WHERE r.id = $1 FOR SHARE OF i", c->id);
   if (s != ST_OK || deleting)
-    return s;
+    return s == ST_OK ? rectifications_untouched(c, 0, c->id) : s;
   if ((s = rectification_deadline_check(c, NULL)) != ST_OK)
     return s;
   return ordinal_for_patch(c, &ORDINALS);
@@ -135,14 +175,15 @@ const struct resource RECTIFICATIONS = {
   .sql_lock = "WITH parent AS (SELECT id FROM problems WHERE id = (SELECT problem_id FROM rectifications WHERE id = $1)"
               " FOR UPDATE) SELECT r.version FROM rectifications r, parent WHERE r.id = $1 FOR UPDATE OF r",
   .sql_insert = "INSERT INTO rectifications (problem_id, ordinal, measure, responsible_department_id, deadline,"
-                "   created_by)"
+                "   public, public_text, created_by)"
                 " SELECT $1::bigint, (b->>'ordinal')::int, b->>'measure',"
-                "   (b->>'responsible_department_id')::bigint, (b->>'deadline')::date, $3::bigint"
+                "   (b->>'responsible_department_id')::bigint, (b->>'deadline')::date, " PUBLIC_INSERT ", $3::bigint"
                 " FROM (SELECT $2::jsonb AS b) s RETURNING id",
   .sql_update = "UPDATE rectifications SET measure = coalesce(b->>'measure', measure),"
                 " responsible_department_id = coalesce((b->>'responsible_department_id')::bigint, responsible_department_id),"
                 " deadline = CASE WHEN b ? 'deadline' THEN (b->>'deadline')::date ELSE deadline END,"
-                " ordinal = coalesce((b->>'ordinal')::int, ordinal), updated_at = now(), version = version + 1"
+                " ordinal = coalesce((b->>'ordinal')::int, ordinal), " PUBLIC_UPDATE ","
+                " updated_at = now(), version = version + 1"
                 " FROM (SELECT $2::jsonb AS b) s WHERE id = $1",
   .sql_delete = "WITH d AS (DELETE FROM rectifications WHERE id = $1 RETURNING problem_id, ordinal)"
                 " UPDATE rectifications r SET ordinal = r.ordinal - 1, version = r.version + 1, updated_at = now()"
@@ -294,5 +335,57 @@ status rectification_ledger(struct call *c) {
   status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], SQL_LEDGER_JSON,
                            params, 11, 1);
   PQclear(units);
+  return s;
+}
+
+/* ---- GET /me/todo: what waits for the caller ------------------------------------------------- */
+
+/* One list of the todo: how many rectifications of rectification_rows r pass where, and the first
+ * $1 of them in the order of key, then id, each as item (an expression over r, xr; JSON_OF_R). */
+#define TODO(name, where, key, item)                                                            \
+  " '" name "', (SELECT json_build_object('count', (SELECT count(*)" FROM_R " WHERE " where "),"  \
+  "   'data', coalesce(json_agg(" item " ORDER BY v.key, v.id), '[]'))" FROM_RJ                    \
+  "   JOIN (SELECT r.id, " key " AS key" FROM_R " WHERE " where " ORDER BY 2, 1 LIMIT $1) v ON v.id = r.id)"
+/* Work starts once the findings are submitted (and pauses while an admin reopens them). */
+#define TODO_FINAL "r.inspection_status IN ('submitted', 'closed')"
+/* A department user's: what is assigned to its units now, as it acts on them. Sent back (退回) is
+ * in_progress after a submission: a rejection, or a revoked closure, keeps submitted_at. Close to
+ * the deadline: escalated (督办, migrations/0013): within N working days of it (blue), or past it. */
+#define TODO_MINE TODO_FINAL " AND " RECTIFICATION_ASSIGNED("r")
+static const char *SQL_TODO_DEPARTMENT =
+    "SELECT json_build_object('page_size', $1::int, 'lists', json_build_object("
+    TODO("to_start", TODO_MINE " AND r.status = 'pending'", DEADLINE_KEY("r"), JSON_OF_R) ","
+    TODO("to_report", TODO_MINE " AND r.status = 'in_progress' AND r.submitted_at IS NULL", DEADLINE_KEY("r"), JSON_OF_R) ","
+    TODO("to_resubmit", TODO_MINE " AND r.status = 'in_progress' AND r.submitted_at IS NOT NULL", DEADLINE_KEY("r"),
+         JSON_OF_R) ","
+    TODO("due_soon", TODO_MINE " AND r.escalation <> 'none'", "r.deadline", JSON_OF_R) "))";
+/* Staff's: submissions awaiting verification that the caller did not make (four eyes), oldest
+ * first, and pending requests for more time, with the request. */
+#define TODO_REQUEST                                                                           \
+  "json_build_object('extension_request', json_build_object('id', xr.id, 'deadline', xr.deadline," \
+  " 'reason', xr.reason, 'status', xr.status, 'requested_by', (SELECT " USER_REF("u") " FROM users u"     \
+  " WHERE u.id = xr.requested_by), 'requested_at', xr.requested_at, 'decided_by', NULL, 'decided_at', NULL," \
+  " 'decision_reason', NULL), 'rectification', " JSON_OF_R ")"
+static const char *SQL_TODO_STAFF =
+    "SELECT json_build_object('page_size', $1::int, 'lists', json_build_object("
+    TODO("to_verify", TODO_FINAL " AND r.status = 'submitted' AND r.submitted_by IS DISTINCT FROM ducha_caller_id()",
+         "r.submitted_at", JSON_OF_R) ","
+    TODO("extension_requests", TODO_FINAL " AND EXISTS (SELECT 1 FROM extension_requests q"
+         " WHERE q.rectification_id = r.id AND q.status = 'pending')",
+         "(SELECT q.requested_at FROM extension_requests q WHERE q.rectification_id = r.id AND q.status = 'pending')",
+         TODO_REQUEST) "))";
+
+/* Lists are for the roles that do the work; a viewer's is empty. */
+status rectification_todo(struct call *c) {
+  const char *sql = (c->who.role_bit & ROLE_DEPARTMENT) ? SQL_TODO_DEPARTMENT
+                    : (c->who.role_bit & ROLES_STAFF)   ? SQL_TODO_STAFF
+                                                        : "SELECT json_build_object('page_size', $1::int, 'lists', '{}'::json)";
+  const char *params[] = {"20"};
+  PGresult *r;
+  status s = resource_row(c, "list", &r, sql, 1, params);
+  if (s != ST_OK)
+    return s;
+  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+  PQclear(r);
   return s;
 }

@@ -110,6 +110,24 @@ status res_get(struct call *c) {
   return s;
 }
 
+status resource_tagged(struct call *c, const char *what, const char *sql_tag, const char *prefix, const char *sql_json) {
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  char tag[64];
+  status s = resource_value(c, what, tag, sizeof tag, sql_tag, 1, params);
+  if (s != ST_OK)
+    return s;
+  snprintf(c->etag_text, sizeof c->etag_text, "\"%s%s\"", prefix, tag);
+  if (call_not_modified(c))
+    return ST_OK; /* 304: the client's copy is current */
+  PGresult *r;
+  if ((s = resource_row(c, what, &r, sql_json, 1, params)) != ST_OK)
+    return s;
+  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+  PQclear(r);
+  return s;
+}
+
 status resource_text(struct call *c, const char *json, size_t len) {
   free(c->text);
   c->text = malloc(len + 1);
@@ -237,12 +255,16 @@ status resource_create(struct call *c, const struct resource *r) {
     return fail(c, ST_INVALID, "the %s has invalid fields; see errors", r->name);
   if (r->before_create && (s = r->before_create(c)) != ST_OK)
     return s;
-  char *body = json_dumps(c->body, JSON_COMPACT);
-  struct num parent = num(c->id), user = num(c->who.user_id);
+  return resource_insert(c, r, c->id, c->body);
+}
+
+status resource_insert(struct call *c, const struct resource *r, int64_t parent_id, const json_t *fields) {
+  char *body = json_dumps(fields, JSON_COMPACT);
+  struct num parent = num(parent_id), user = num(c->who.user_id);
   const char *params[] = {parent.s, body, user.s};
-  int skip = c->id ? 0 : 1; /* top-level resources have no parent parameter */
+  int skip = parent_id ? 0 : 1; /* top-level resources have no parent parameter */
   PGresult *res;
-  s = db_row(c->db, &res, r->sql_insert, 3 - skip, params + skip);
+  status s = db_row(c->db, &res, r->sql_insert, 3 - skip, params + skip);
   free(body);
   if (s != ST_OK)
     return resource_db_failure(c, s);

@@ -41,6 +41,11 @@ status resource_row(struct call *c, const char *what, PGresult **res, const char
 /* Loads the resource's representation into c->result and c->etag. */
 status resource_load(struct call *c, const struct resource *r, int64_t id);
 
+/* A read whose entity tag is known without reading it: sql_tag ($1 = c->id) gives the tag, sent
+ * as "<prefix><tag>"; when the client's copy is current that is all (304), else the one value of
+ * sql_json ($1 = c->id) is the body. ST_NOT_FOUND ("no such <what>") without a row. */
+status resource_tagged(struct call *c, const char *what, const char *sql_tag, const char *prefix, const char *sql_json);
+
 /* Sets the success body to len bytes of JSON text, copied. */
 status resource_text(struct call *c, const char *json, size_t len);
 
@@ -50,6 +55,11 @@ status resource_lock(struct call *c, const struct resource *r) __attribute__((wa
 /* The generic handlers for an explicit resource; res_* take it from the route. */
 status resource_list(struct call *c, const struct resource *r);
 status resource_create(struct call *c, const struct resource *r);
+/* The insert of resource_create for fields already validated and checked: the new record under
+ * parent_id (0 for a top-level resource) goes to c->result, its path to c->location, and its
+ * create to the audit trail. */
+status resource_insert(struct call *c, const struct resource *r, int64_t parent_id, const json_t *fields)
+    __attribute__((warn_unused_result));
 /* One page of a list: params holds nfilters filter values and room for 3 more (the cursor and
  * the limit). sql_page returns rows (id, json) or, with pair, (id, json, sort value) and takes
  * the cursor as (sort value, id). With sql_json, sql_page only finds the rows (its json column

@@ -240,10 +240,13 @@ static void check_value(const json_t *v, const struct field *f, const char *ptr,
     return;
   case F_IDS:
   case F_LINES: {
-    long most = f->type == F_IDS ? f->max : f->items_max;
-    if (!json_is_array(v) || (long)json_array_size(v) > most) {
-      snprintf(msg, sizeof msg, "must be an array of at most %ld %s", most,
-               f->type == F_IDS ? "distinct ids" : "strings");
+    long most = f->type == F_IDS ? f->max : f->items_max, least = f->type == F_IDS ? f->min : 0;
+    if (!json_is_array(v) || (long)json_array_size(v) > most || (long)json_array_size(v) < least) {
+      if (least)
+        snprintf(msg, sizeof msg, "must be an array of %ld to %ld distinct ids", least, most);
+      else
+        snprintf(msg, sizeof msg, "must be an array of at most %ld %s", most,
+                 f->type == F_IDS ? "distinct ids" : "strings");
       errors_add(errors, ptr, msg);
       return;
     }

@@ -251,6 +251,11 @@ def the_etag_follows_the_calendar():
                        ctype="application/merge-patch+json")
     check(r3.status in (200, 409), "If-Match with the long tag is accepted (got %d)" % r3.status)
     check(r3.status != 412, "If-Match with the long tag matches")
+    # what it shows of its inspection: reopened, the inspection's status changes
+    expect_status(ctx.admin.post(API + "/inspections/%d/reopen" % c.insp["id"], json={"reason": "更正"}), 200)
+    r4 = ctx.admin.get(API + "/rectifications/%d" % c.id, headers={"If-None-Match": r2.etag})
+    expect_status(r4, 200, "the inspection reopened")
+    eq(r4.json["inspection"]["status"], "in_progress")
 
 
 @test

@@ -245,6 +245,8 @@ def gone_after(v, role, s, resp):
 op("GET", "/healthz", victim=lambda s: {"path": "/healthz", "refs": []})
 op("GET", "/readyz", victim=lambda s: {"path": "/readyz", "refs": []})
 op("GET", "/openapi.yaml", victim=lambda s: {"path": "/openapi.yaml", "refs": []})
+op("GET", "/docs", victim=lambda s: {"path": "/docs", "refs": []})
+op("GET", "/docs/{file}", victim=lambda s: {"path": "/docs/ducha-docs.js", "refs": []})
 
 
 def v_login(s):
@@ -361,6 +363,18 @@ def v_batch(s):
     return {"path": API + "/batches/%d" % b["id"], "refs": [("row", "batches", b["id"])]}
 
 
+
+
+def v_batch_inspections(s):
+    b = new_batch()
+    return {"path": API + "/batches/%d/inspections" % b["id"], "batch": b["id"], "s": s,
+            "refs": [("row", "batches", b["id"]), ("count", "inspections", "batch_id", str(b["id"]))]}
+
+
+op("POST", "/api/v1/batches/{id}/inspections", victim=v_batch_inspections, destructive=True,
+   body=lambda v, role: {"target_department_ids": [dept(v["s"])["id"]], "inspected_on": day(0),
+                         "title": "{department}矩阵督察"},
+   check=lambda v, role, s, resp: eq([x["batch_id"] for x in resp.json["data"]], [v["batch"]], "one inspection"))
 op("PATCH", "/api/v1/batches/{id}", victim=v_batch, body=lambda v, role: {"name": ctx.uniq("矩阵改批次")},
    etag=admin_etag)
 op("DELETE", "/api/v1/batches/{id}", victim=v_batch, etag=admin_etag, destructive=True, check=gone_after)
@@ -400,10 +414,14 @@ def v_insp_action(action, started):
     return make
 
 
-def status_is(want):
+def field_is(name, want):
     def chk(v, role, s, resp):
-        eq(resp.json["status"], want, "%s/%s: status after %s" % (role, s, resp.path))
+        eq(resp.json[name], want, "%s/%s: %s after %s" % (role, s, name, resp.path))
     return chk
+
+
+def status_is(want):
+    return field_is("status", want)
 
 
 op("PATCH", "/api/v1/inspections/{id}", scope="record", victim=v_insp(),
@@ -414,6 +432,48 @@ op("POST", "/api/v1/inspections/{id}/start", scope="record", victim=v_insp_actio
    body=lambda v, role: {}, check=status_is("in_progress"))
 op("POST", "/api/v1/inspections/{id}/submit", scope="record", victim=v_insp_action("submit", True), destructive=True,
    body=lambda v, role: {}, check=status_is("closed"))
+
+
+def v_reopen(s):
+    v = v_insp_action("submit", True)(s)
+    expect_status(ctx.admin.post(v["path"], json={}), 200, "submit")
+    v["path"] = v["path"].rsplit("/", 1)[0] + "/reopen"
+    return v
+
+
+op("POST", "/api/v1/inspections/{id}/reopen", scope="record", victim=v_reopen, destructive=True,
+   body=lambda v, role: {"reason": "更正督察结论"}, check=status_is("in_progress"))
+
+
+def v_published(action):
+    """A submitted inspection (closed at once: no measures), published first for unpublish; the path of action."""
+    def make(s):
+        v = v_insp_action("submit", True)(s)
+        expect_status(ctx.admin.post(v["path"], json={}), 200, "submit")
+        base = v["path"].rsplit("/", 1)[0]
+        if action == "unpublish":
+            expect_status(ctx.admin.post(base + "/publish", json={}), 200, "publish")
+        v["path"] = base + "/" + action
+        return v
+    return make
+
+
+op("POST", "/api/v1/inspections/{id}/publish", scope="record", victim=v_published("publish"), destructive=True,
+   body=lambda v, role: {}, check=field_is("published", True))
+op("POST", "/api/v1/inspections/{id}/unpublish", scope="record", victim=v_published("unpublish"), destructive=True,
+   body=lambda v, role: {}, check=field_is("published", False))
+
+
+def v_public(s):
+    """A published inspection of the scope's unit: the public view shows it to everyone."""
+    v = v_published("unpublish")(s)
+    return {"path": API + "/public/inspections/%d" % v["id"], "id": v["id"], "refs": v["refs"]}
+
+
+op("GET", "/api/v1/public/inspections",
+   victim=lambda s: {"path": API + "/public/inspections?" + qs(target_department_id=dept(s)["id"]), "refs": []})
+op("GET", "/api/v1/public/inspections/{id}", victim=v_public,
+   check=lambda v, role, s, resp: eq(resp.json["id"], v["id"], "the published inspection"))
 op("GET", "/api/v1/inspections/{id}/form", scope="record",
    victim=lambda s: {"path": API + "/inspections/%d/form" % fx(s)["insp"], "refs": [("row", "inspections", fx(s)["insp"])]},
    check=lambda v, role, s, resp: eq(resp.json["inspection"]["id"], fx(s)["insp"], "form of"))
@@ -593,6 +653,10 @@ def chk_me_password(v, role, s, resp):
 op("GET", "/api/v1/me", victim=v_me, check=chk_me)
 op("PATCH", "/api/v1/me", victim=v_me, body=lambda v, role: {"display_name": ctx.uniq("矩阵我")}, etag=me_etag,
    check=chk_me)
+op("GET", "/api/v1/me/todo", victim=lambda s: {"path": API + "/me/todo", "refs": []},
+   check=lambda v, role, s, resp: eq(sorted(resp.json["lists"]), {
+       "admin": ["extension_requests", "to_verify"], "inspector": ["extension_requests", "to_verify"],
+       "department": ["due_soon", "to_report", "to_resubmit", "to_start"], "viewer": []}[role], "the role's lists"))
 op("POST", "/api/v1/me/password", victim=lambda s: {"path": API + "/me/password", "refs": []}, body=me_password_body,
    check=chk_me_password)
 
@@ -737,6 +801,15 @@ for _a, _state, _body, _after in ACTIONS:
        body=action_body(_body), check=action_check(_a, _after))
 
 
+def v_urge_many(s):
+    rid = take(s)
+    return {"path": API + "/rectifications/urge", "rid": rid, "refs": rect_refs(rid)}
+
+
+op("POST", "/api/v1/rectifications/urge", victim=v_urge_many, body=lambda v, role: {"ids": [v["rid"]], "note": "请抓紧"},
+   check=lambda v, role, s, resp: eq([x["id"] for x in resp.json["data"]], [v["rid"]], "urged"))
+
+
 def v_fix(rest, key="fix"):
     return lambda s: {"path": API + "/rectifications/%d/%s" % (pool(s)[key], rest), "refs": rect_refs(pool(s)[key])}
 
@@ -803,6 +876,46 @@ def v_checkpoint(s):
     expect_status(r, 201, "make a checkpoint")
     return {"path": API + "/audit-events/checkpoints/%d" % r.json["seq"], "seq": r.json["seq"], "refs": []}
 
+
+def v_calendar(s):
+    days = "SELECT coalesce(json_agg(d ORDER BY day)::text, '[]') FROM calendar_days d WHERE day BETWEEN " \
+           "'2033-01-01' AND '2033-12-31'"
+    return {"path": API + "/calendar/2033", "refs": [("sql", "calendar days of 2033", days),
+                                                    ("sql", "calendar of 2033", "SELECT version FROM calendar_years"
+                                                     " WHERE year = 2033")]}
+
+
+op("GET", "/api/v1/calendar/{id}", victim=v_calendar)
+op("PUT", "/api/v1/calendar/{id}", victim=v_calendar, etag=lambda v, role: "*",
+   body=lambda v, role: {"days": [{"date": "2033-01-03", "working": False, "name": "矩阵假日"}]})
+
+# statistics: every role but the department's sees both units; a department user its own only
+
+def units_seen(ids_of_resp):
+    def chk(v, role, s, resp):
+        seen = set(ids_of_resp(resp.json))
+        want = {dept("in")["id"]} | (set() if role == "department" else {dept("out")["id"]})
+        eq(seen & {dept("in")["id"], dept("out")["id"]}, want, "%s/%s: the units counted" % (role, s))
+    return chk
+
+
+def v_statistics(query):
+    return lambda s: {"path": API + "/statistics/" + query(), "refs": []}
+
+
+op("GET", "/api/v1/statistics/inspections/{id}", scope="record",
+   victim=lambda s: {"path": API + "/statistics/inspections/%d" % fx(s)["insp"], "refs": []},
+   check=lambda v, role, s, resp: eq(resp.json["inspection"]["id"], fx(s)["insp"], "the inspection"))
+op("GET", "/api/v1/statistics/departments", victim=v_statistics(lambda: "departments"),
+   check=units_seen(lambda b: [x["department"]["id"] for x in b["data"]]))
+op("GET", "/api/v1/statistics/matrix", victim=v_statistics(lambda: "matrix?checklist_id=%d" % world()["checklist"]["id"]),
+   check=units_seen(lambda b: [x["department"]["id"] for x in b["units"]]))
+op("GET", "/api/v1/statistics/ranking", victim=v_statistics(lambda: "ranking"),
+   check=units_seen(lambda b: [x["department"]["id"] for x in b["data"]]))
+op("GET", "/api/v1/statistics/trend", victim=lambda s: {
+       "path": API + "/statistics/trend?responsible_department_id=%d" % dept(s)["id"], "refs": []},
+   check=lambda v, role, s, resp: eq(sum(p["created"] for p in resp.json["data"]) > 0,
+                                     role != "department" or s == "in", "%s/%s: the unit's counted" % (role, s)))
 
 op("GET", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "/audit-events/checkpoints", "refs": []})
 op("POST", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "/audit-events/checkpoints", "refs": []},
