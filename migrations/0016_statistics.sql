@@ -13,6 +13,9 @@
 -- from the months it holds whole and the days at its two ends. Each cell also keeps the working
 -- days to close of its closed rectifications (days, an array: a median needs the values).
 --
+-- statistics_units: per responsible unit and checklist, the working days to close of all its
+-- closed rectifications, in order: the median of a unit with no date range is their middle.
+--
 -- statistics_trend: per unit (0: all units) and local date, the rectifications created, closed
 -- and closed late that day.
 --
@@ -87,6 +90,13 @@ CREATE TABLE statistics_months (
 CREATE TABLE statistics_days (LIKE statistics_months INCLUDING DEFAULTS);  -- period: the day of inspection
 ALTER TABLE statistics_days ADD PRIMARY KEY (period, unit, checklist_id);
 CREATE INDEX statistics_days_unit_idx ON statistics_days (unit, period);
+
+CREATE TABLE statistics_units (
+  unit          bigint NOT NULL,
+  checklist_id  bigint NOT NULL,
+  days          integer[] NOT NULL DEFAULT '{}',  -- ascending
+  PRIMARY KEY (unit, checklist_id)
+);
 
 CREATE TABLE statistics_trend (
   unit         bigint NOT NULL,  -- 0: all units
@@ -185,6 +195,11 @@ CREATE FUNCTION ducha_array_remove_one(v integer[], x integer) RETURNS integer[]
   SELECT CASE WHEN i IS NULL THEN v ELSE v[:i - 1] || v[i + 1:] END FROM (SELECT array_position(v, x) AS i) s
 $$;
 
+-- v, ascending, with x in its place (width_bucket: how many elements are at most x, by bisection).
+CREATE FUNCTION ducha_array_insert_sorted(v integer[], x integer) RETURNS integer[] LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN cardinality(v) = 0 THEN ARRAY[x] ELSE v[:width_bucket(x, v)] || x || v[width_bucket(x, v) + 1:] END
+$$;
+
 -- Adds fact f (sign 1) to its cells and its days of the trend, or takes it away (sign -1).
 CREATE FUNCTION statistics_count(f statistics_facts, sign integer, as_of date) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -210,6 +225,12 @@ BEGIN
         late = c.late + excluded.late, overdue = c.overdue + excluded.overdue, days_sum = c.days_sum + excluded.days_sum,
         days = CASE WHEN f.days IS NULL THEN c.days WHEN sign > 0 THEN c.days || f.days
                     ELSE ducha_array_remove_one(c.days, f.days) END;
+  IF f.days IS NOT NULL THEN
+    INSERT INTO statistics_units AS u (unit, checklist_id, days) VALUES (f.unit, f.checklist_id, v_days)
+    ON CONFLICT (unit, checklist_id) DO UPDATE
+      SET days = CASE WHEN sign > 0 THEN ducha_array_insert_sorted(u.days, f.days)
+                      ELSE ducha_array_remove_one(u.days, f.days) END;
+  END IF;
   INSERT INTO statistics_trend AS t (unit, day, created, closed, closed_late)
   SELECT y.u, x.d, sum(x.cr), sum(x.cl), sum(x.lt)
     FROM (VALUES (f.created_on, sign, 0, 0),
@@ -267,6 +288,10 @@ BEGIN
   DELETE FROM statistics_months;
   DELETE FROM statistics_days;
   DELETE FROM statistics_trend;
+  DELETE FROM statistics_units;
+  INSERT INTO statistics_units (unit, checklist_id, days)
+  SELECT unit, checklist_id, array_agg(days ORDER BY days) FROM statistics_facts WHERE days IS NOT NULL
+   GROUP BY unit, checklist_id;
   INSERT INTO statistics_days (unit, checklist_id, period, n, open, on_time, late, overdue, days_sum, days)
   SELECT unit, checklist_id, inspected_on, count(*), count(*) FILTER (WHERE status <> 'closed'),
          count(*) FILTER (WHERE status = 'closed' AND closed_on_time),
@@ -342,6 +367,11 @@ BEGIN
                                           AND f.checklist_id = k.checklist_id
              GROUP BY 1, 2, 3) x
      WHERE c.unit = x.unit AND c.checklist_id = x.checklist_id AND c.period = x.day;
+    UPDATE statistics_units u
+       SET days = (SELECT coalesce(array_agg(f.days ORDER BY f.days), '{}') FROM statistics_facts f
+                    WHERE f.status = 'closed' AND f.unit = u.unit AND f.checklist_id = u.checklist_id
+                      AND f.days IS NOT NULL)
+     WHERE (u.unit, u.checklist_id) IN (SELECT * FROM unnest(units, lists));
     UPDATE statistics_months c SET days_sum = x.s, days = x.a
       FROM (SELECT k.unit, k.checklist_id, k.month, coalesce(sum(f.days), 0) AS s,
                    coalesce(array_agg(f.days) FILTER (WHERE f.days IS NOT NULL), '{}') AS a
@@ -397,4 +427,5 @@ ANALYZE statistics_facts;
 ANALYZE statistics_months;
 ANALYZE statistics_days;
 ANALYZE statistics_trend;
+ANALYZE statistics_units;
 INSERT INTO jobs (name) VALUES ('statistics');

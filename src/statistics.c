@@ -185,14 +185,24 @@ static const char *SQL_INSPECTION =
   " 'inspected_from', $2::date, 'inspected_to', $3::date"
 #define MEAN "CASE WHEN u.n_days > 0 THEN round(u.days_sum::numeric / u.n_days, 1) END"
 
-/* The working days to close of each unit's closed rectifications, for the median. */
+/* The working days to close of each unit's closed rectifications, for the median: without a
+ * range of dates each unit's own, kept in order (statistics_units); else the cells'; and those
+ * counted row by row. `sorted`: a unit's (or a root's) came in order, from one row of
+ * statistics_units, so that its median is its middle. */
 #define DAYS_CTE(own_c, own_f)                                                                 \
-  "days AS MATERIALIZED (SELECT c.unit, ducha_array_cat(c.days) AS days FROM ("                \
-  CELLS("c.unit, c.days", own_c, " AND NOT " K("stale"))                                       \
-  " UNION ALL SELECT f.unit, ARRAY[d.days] FROM statistics_facts f, LATERAL (SELECT " DAYS_OF("f") " AS days) d" \
+  "days AS MATERIALIZED (SELECT c.unit, ducha_array_cat(c.days) AS days, count(*) = 1 AND bool_and(c.sorted) AS sorted" \
+  " FROM (SELECT c.unit, c.days, true AS sorted FROM statistics_units c"                       \
+  "   WHERE $1::bigint IS NULL AND $2::date IS NULL AND $3::date IS NULL AND NOT " K("stale") SEL_C own_c \
+  " UNION ALL " CELLS("c.unit, c.days, false", own_c, " AND ($2::date IS NOT NULL OR $3::date IS NOT NULL) AND NOT " K("stale")) \
+  " UNION ALL SELECT f.unit, ARRAY[d.days], false FROM statistics_facts f, LATERAL (SELECT " DAYS_OF("f") " AS days) d" \
   "   WHERE $1::bigint IS NULL AND " K("stale") " AND f.status = 'closed'" SEL_F own_f        \
-  " UNION ALL SELECT unit, days FROM live) c GROUP BY c.unit),"                                \
-  " r AS (SELECT t.root, ducha_array_cat(y.days) AS days FROM tree t JOIN days y ON y.unit = t.id GROUP BY t.root)"
+  " UNION ALL SELECT unit, days, false FROM live) c GROUP BY c.unit),"                         \
+  " r AS (SELECT t.root, ducha_array_cat(y.days) AS days, count(*) = 1 AND bool_and(y.sorted) AS sorted" \
+  "   FROM tree t JOIN days y ON y.unit = t.id GROUP BY t.root)"
+/* The median of r.days: its middle when in order, else sorted by percentile_cont. */
+#define MEDIAN                                                                                 \
+  "CASE WHEN r.sorted THEN (r.days[(cardinality(r.days) + 1) / 2] + r.days[cardinality(r.days) / 2 + 1])::float8 / 2" \
+  " ELSE (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(r.days) x) END"
 
 #define DEPARTMENTS_SQL(own_c, own_f, live)                                                    \
   "WITH RECURSIVE " K_CTE ", " LIVE_CTE(live) ", " COUNTS_CTE(own_c, own_f) ", " TREE_CTE ", " DAYS_CTE(own_c, own_f) \
@@ -200,8 +210,7 @@ static const char *SQL_INSPECTION =
   " 'data', coalesce(json_agg(json_build_object('department', " UNIT_REF("d") ", 'rectifications', u.n," \
   "   'open', u.open, 'overdue', u.overdue, 'red', u.red, 'closed', u.n - u.open,"        \
   "   'closed_on_time', u.on_time, 'closed_late', u.late,"                                     \
-  "   'working_days_to_close', json_build_object('median',"                                    \
-  "     (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(r.days) x), 'mean', " MEAN "))" \
+  "   'working_days_to_close', json_build_object('median', " MEDIAN ", 'mean', " MEAN "))"     \
   "   ORDER BY d.id), '[]'))"                                                                  \
   " FROM u JOIN departments d ON d.id = u.unit LEFT JOIN r ON r.root = u.unit"
 

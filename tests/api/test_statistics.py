@@ -651,7 +651,7 @@ def the_facts_and_cells_follow_every_change():
     """After all the changes above (creations, the lifecycle, a reassignment, deadlines, dates and
     submissions moved by hand, a calendar replaced): each of this file's rectifications' fact is
     what its tables say (statistics_fact_source), and every cell and trend row (of every file) the
-    sum of the facts."""
+    sum of the facts; each unit's working days to close, in order."""
     d = data()
     db("SELECT statistics_catch_up()")  # the working days of a calendar another file replaced
     # this file's (other files run servers in other time zones: local dates differ there)
@@ -665,6 +665,10 @@ def the_facts_and_cells_follow_every_change():
                    CELLS % "statistics_days"), 0, "the day cells are the facts' sums")
     eq(differences("SELECT unit, checklist_id, date_trunc('month', inspected_on)::date, %s FROM statistics_facts"
                    " GROUP BY 1, 2, 3" % CELL_SUMS, CELLS % "statistics_months"), 0, "the month cells too")
+    eq(differences("SELECT unit, checklist_id, array_agg(days ORDER BY days) FROM statistics_facts"
+                   " WHERE days IS NOT NULL GROUP BY 1, 2",
+                   "SELECT unit, checklist_id, days FROM statistics_units WHERE days <> '{}'"), 0,
+       "each unit's working days to close, in order")
     trend_sums = ("SELECT u, d, sum(c)::int, sum(k)::int, sum(l)::int FROM statistics_facts f,"
                   " LATERAL (VALUES (f.created_on, 1, 0, 0), (f.closed_on, 0, 1, (f.closed_on_time IS FALSE)::int)) x(d, c, k, l),"
                   " LATERAL (VALUES (f.unit), (0)) y(u) WHERE x.d IS NOT NULL GROUP BY 1, 2")
