@@ -137,11 +137,16 @@ static const char *SQL_INSPECTION =
   "   AND f.target = ANY (ducha_scope())" NOT_OWN("f.unit") sel                                \
   " UNION ALL SELECT " FACT_COLS " FROM statistics_facts f WHERE f.prior_units <> '{}'"        \
   "   AND f.prior_units && ducha_scope()" NOT_OWN("f.unit") NOT_OWN("f.target") sel
-/* A fact's working days to close: as kept, or with the calendar of now while the cells wait for
- * the job to count them again. */
-#define DAYS_OF(f)                                                                             \
-  "CASE WHEN NOT " K("stale") " THEN " f ".days WHEN " f ".status = 'closed' THEN (SELECT wc.ordinal - ws.ordinal" \
-  " FROM working_days wc, working_days ws WHERE wc.day = " f ".closed_on AND ws.day = " f ".submitted_on) END"
+/* A closed fact's working days to close with the calendar of now (while the cells wait for the
+ * job to count them again, statistics_state.calendar_version): DAYS_NOW with the joins of
+ * NOW_JOINS on fact f. Otherwise each fact's own, as kept. */
+#define NOW_JOINS " LEFT JOIN working_days wc ON wc.day = f.closed_on LEFT JOIN working_days ws ON ws.day = f.submitted_on"
+#define DAYS_NOW "CASE WHEN f.status = 'closed' THEN wc.ordinal - ws.ordinal END"
+/* The facts of live with their working days to close, d: kept, or counted now (two branches, one
+ * of them runs: a sub-select in an aggregate's argument would keep PostgreSQL from hashing). */
+#define WITH_DAYS(live)                                                                        \
+  "SELECT f.*, f.days AS d FROM (" live ") f WHERE NOT " K("stale")                          \
+  " UNION ALL SELECT f.*, " DAYS_NOW " FROM (" live ") f" NOW_JOINS " WHERE " K("stale")
 #define LIVE_CTE(live)                                                                         \
   "live AS MATERIALIZED (SELECT x.unit, count(*) AS n, sum(x.open) AS open, sum(x.on_time) AS on_time," \
   "   sum(x.late) AS late, sum(x.overdue) AS overdue, sum(x.red) AS red, coalesce(sum(x.days), 0) AS days_sum," \
@@ -151,8 +156,8 @@ static const char *SQL_INSPECTION =
   "   (f.status = 'closed' AND f.closed_on_time IS FALSE)::int AS late,"                        \
   "   (f.status IN ('pending', 'in_progress') AND f.deadline < " K("today") " IS TRUE)::int AS overdue," \
   "   (f.status IN ('pending', 'in_progress') AND (f.deadline < " K("today")                    \
-  "    AND (f.deadline < " K("d_red") " OR f.urge_count >= " K("red_urges") ")) IS TRUE)::int AS red, " DAYS_OF("f") " AS days" \
-  " FROM (" live ") f) x GROUP BY x.unit)"
+  "    AND (f.deadline < " K("d_red") " OR f.urge_count >= " K("red_urges") ")) IS TRUE)::int AS red, f.d AS days" \
+  " FROM (" WITH_DAYS(live) ") f) x GROUP BY x.unit)"
 
 /* Per unit: rectifications, open, closed on time and late, overdue, red, and the working days to
  * close summed and counted. The cells count every rectification with a deadline before as_of as
@@ -166,9 +171,8 @@ static const char *SQL_INSPECTION =
   "   - (f.deadline < " K("a") ")::int, 0, 0 FROM statistics_facts f WHERE $1::bigint IS NULL AND f.status IN ('pending', 'in_progress')" \
   "   AND f.deadline IS NOT NULL AND f.deadline >= " K("least(a, d_red)") " AND f.deadline < " K("greatest(a, today)") \
   SEL_F own_f                                                                                  \
-  " UNION ALL SELECT f.unit, 0, 0, 0, 0, 0, 0, d.days, 1 FROM statistics_facts f,"             \
-  "   LATERAL (SELECT " DAYS_OF("f") " AS days) d WHERE $1::bigint IS NULL AND " K("stale")    \
-  "   AND f.status = 'closed'" SEL_F own_f                                                      \
+  " UNION ALL SELECT f.unit, 0, 0, 0, 0, 0, 0, " DAYS_NOW ", 1 FROM statistics_facts f" NOW_JOINS \
+  "   WHERE $1::bigint IS NULL AND " K("stale") " AND f.status = 'closed'" SEL_F own_f         \
   " UNION ALL SELECT unit, n, open, on_time, late, overdue, red, days_sum, n_days FROM live)"
 
 /* The units of the list and what each holds: itself, or with include_sub_units its subtree
@@ -194,8 +198,8 @@ static const char *SQL_INSPECTION =
   " FROM (SELECT c.unit, c.days, true AS sorted FROM statistics_units c"                       \
   "   WHERE $1::bigint IS NULL AND $2::date IS NULL AND $3::date IS NULL AND NOT " K("stale") SEL_C own_c \
   " UNION ALL " CELLS("c.unit, c.days, false", own_c, " AND ($2::date IS NOT NULL OR $3::date IS NOT NULL) AND NOT " K("stale")) \
-  " UNION ALL SELECT f.unit, ARRAY[d.days], false FROM statistics_facts f, LATERAL (SELECT " DAYS_OF("f") " AS days) d" \
-  "   WHERE $1::bigint IS NULL AND " K("stale") " AND f.status = 'closed'" SEL_F own_f        \
+  " UNION ALL SELECT f.unit, ARRAY[" DAYS_NOW "], false FROM statistics_facts f" NOW_JOINS    \
+  "   WHERE $1::bigint IS NULL AND " K("stale") " AND f.status = 'closed'" SEL_F own_f         \
   " UNION ALL SELECT unit, days, false FROM live) c GROUP BY c.unit),"                         \
   " r AS (SELECT t.root, ducha_array_cat(y.days) AS days, count(*) = 1 AND bool_and(y.sorted) AS sorted" \
   "   FROM tree t JOIN days y ON y.unit = t.id GROUP BY t.root)"
