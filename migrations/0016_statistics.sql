@@ -71,8 +71,6 @@ CREATE INDEX statistics_facts_target_idx ON statistics_facts (target, unit)
   INCLUDE (status, deadline, urge_count, closed_on_time, days, checklist_id, batch_id, inspected_on, created_on,
            closed_on, submitted_on) WHERE unit <> target;
 CREATE INDEX statistics_facts_prior_idx ON statistics_facts USING gin (prior_units) WHERE prior_units <> '{}';
--- the closed ones of a cell, when the calendar changed
-CREATE INDEX statistics_facts_closed_idx ON statistics_facts (unit, inspected_on) WHERE status = 'closed';
 
 CREATE TABLE statistics_months (
   unit          bigint NOT NULL,
@@ -321,70 +319,34 @@ BEGIN
 END $$;
 
 -- The job `statistics` (src/statistics.c). After a calendar was replaced: the working days of up
--- to 5000 closed rectifications counted again with it, and their cells' (the reports count them
--- from the facts until none is left to count; `more` brings the worker back a second later);
--- then the open rectifications whose deadline passed since as_of join the cells' overdue
--- counts, and as_of becomes today. Returns what it did.
+-- to 500 closed rectifications counted again with it, through the facts' trigger as any change
+-- (the reports count them from the facts until none is left to count; `more` brings the worker
+-- back a second later). Then, under the lock that writers take shared, the open rectifications
+-- whose deadline passed since as_of join the cells' overdue counts, and as_of becomes today.
+-- Returns what it did.
 CREATE FUNCTION statistics_catch_up() RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   today date := ducha_today();
   calendar bigint := (SELECT version FROM name_versions WHERE catalogue = 'calendar');
   s statistics_state;
-  ids bigint[];
-  units bigint[];
-  lists bigint[];
-  days date[];
   recounted integer := 0;
   moved bigint := 0;
   current boolean;
 BEGIN
   SELECT * INTO s FROM statistics_state;
   IF s.calendar_version <> calendar THEN
-    -- found before the lock (a scan of the closed ones), counted under it
-    SELECT coalesce(array_agg(x.id), '{}') INTO ids FROM (
-      SELECT f.rectification_id AS id FROM statistics_facts f
-        JOIN working_days wc ON wc.day = f.closed_on JOIN working_days ws ON ws.day = f.submitted_on
-       WHERE f.status = 'closed' AND f.days IS DISTINCT FROM wc.ordinal - ws.ordinal LIMIT 5000) x;
-  END IF;
-  PERFORM pg_advisory_xact_lock(ducha_statistics_lock());
-  SELECT * INTO s FROM statistics_state;
-  IF s.calendar_version <> calendar THEN
-    PERFORM set_config('ducha.statistics_rebuild', 'on', true);
-    WITH changed AS (
-      UPDATE statistics_facts f SET days = wc.ordinal - ws.ordinal
-        FROM working_days wc, working_days ws
-       WHERE f.rectification_id = ANY (ids) AND f.status = 'closed' AND wc.day = f.closed_on
-         AND ws.day = f.submitted_on AND f.days IS DISTINCT FROM wc.ordinal - ws.ordinal
-      RETURNING f.unit, f.checklist_id, f.inspected_on)
-    SELECT count(*), array_agg(unit), array_agg(checklist_id), array_agg(inspected_on)
-      INTO recounted, units, lists, days FROM changed;
-    PERFORM set_config('ducha.statistics_rebuild', 'off', true);
-    UPDATE statistics_days c SET days_sum = x.s, days = x.a
-      FROM (SELECT k.unit, k.checklist_id, k.day, coalesce(sum(f.days), 0) AS s,
-                   coalesce(array_agg(f.days) FILTER (WHERE f.days IS NOT NULL), '{}') AS a
-              FROM (SELECT DISTINCT * FROM unnest(units, lists, days) k(unit, checklist_id, day)) k
-              LEFT JOIN statistics_facts f ON f.status = 'closed' AND f.unit = k.unit AND f.inspected_on = k.day
-                                          AND f.checklist_id = k.checklist_id
-             GROUP BY 1, 2, 3) x
-     WHERE c.unit = x.unit AND c.checklist_id = x.checklist_id AND c.period = x.day;
-    UPDATE statistics_units u
-       SET days = (SELECT coalesce(array_agg(f.days ORDER BY f.days), '{}') FROM statistics_facts f
-                    WHERE f.status = 'closed' AND f.unit = u.unit AND f.checklist_id = u.checklist_id
-                      AND f.days IS NOT NULL)
-     WHERE (u.unit, u.checklist_id) IN (SELECT * FROM unnest(units, lists));
-    UPDATE statistics_months c SET days_sum = x.s, days = x.a
-      FROM (SELECT k.unit, k.checklist_id, k.month, coalesce(sum(f.days), 0) AS s,
-                   coalesce(array_agg(f.days) FILTER (WHERE f.days IS NOT NULL), '{}') AS a
-              FROM (SELECT DISTINCT unit, checklist_id, date_trunc('month', day)::date AS month
-                      FROM unnest(units, lists, days) k(unit, checklist_id, day)) k
-              LEFT JOIN statistics_facts f ON f.status = 'closed' AND f.unit = k.unit AND f.checklist_id = k.checklist_id
-                                          AND f.inspected_on >= k.month AND f.inspected_on < k.month + interval '1 month'
-             GROUP BY 1, 2, 3) x
-     WHERE c.unit = x.unit AND c.checklist_id = x.checklist_id AND c.period = x.month;
-    IF cardinality(ids) < 5000 THEN
+    UPDATE statistics_facts f SET days = x.days
+      FROM (SELECT f.rectification_id, wc.ordinal - ws.ordinal AS days FROM statistics_facts f
+              JOIN working_days wc ON wc.day = f.closed_on JOIN working_days ws ON ws.day = f.submitted_on
+             WHERE f.status = 'closed' AND f.days IS DISTINCT FROM wc.ordinal - ws.ordinal LIMIT 500) x
+     WHERE f.rectification_id = x.rectification_id;
+    GET DIAGNOSTICS recounted = ROW_COUNT;
+    IF recounted < 500 THEN
       UPDATE statistics_state SET calendar_version = calendar;
     END IF;
   END IF;
+  PERFORM pg_advisory_xact_lock(ducha_statistics_lock());
+  SELECT * INTO s FROM statistics_state;
   IF s.as_of <> today THEN
     WITH m AS (
       SELECT f.unit, f.checklist_id, f.inspected_on, sign(today - s.as_of)::integer * count(*) AS k
@@ -401,7 +363,7 @@ BEGIN
     SELECT coalesce(sum(abs(k)), 0) INTO moved FROM d;
     UPDATE statistics_state SET as_of = today;
   END IF;
-  SELECT calendar_version = calendar INTO current FROM statistics_state;
+  current := s.calendar_version = calendar;
   RETURN jsonb_build_object('as_of', today, 'overdue_moved', moved, 'days_recounted', recounted,
                             'calendar_current', current, 'more', NOT current);
 END $$;
