@@ -129,16 +129,11 @@ static status check_target(struct call *c, int on_item, int locked, const char *
 }
 
 status evidence_upload(struct call *c) {
-  const struct upload *u = upload_current();
+  const struct upload *u;
   int on_item = strstr(c->route->path, "/items/") != NULL;
-  if (!u)
-    return fail(c, ST_INTERNAL, "the upload did not arrive");
-  if (u->too_large)
-    return fail(c, ST_TOO_LARGE, "the file is larger than %ld bytes", c->cfg->upload_limit);
-  if (u->malformed)
-    return invalid(c, "/file", "send one file: a multipart part named \"file\", or the raw bytes");
-  if (u->size == 0)
-    return invalid(c, "/file", "the file is empty");
+  status s = upload_received(c, &u);
+  if (s != ST_OK)
+    return s;
   char name[512] = "";
   if (u->multipart) {
     snprintf(name, sizeof name, "%s", u->filename);
@@ -152,7 +147,7 @@ status evidence_upload(struct call *c) {
 
   struct num target = num(c->id), user = num(c->who.user_id);
   const char *progress = on_item ? NULL : c->query.values[0];
-  status s = check_target(c, on_item, 0, target.s, progress);
+  s = check_target(c, on_item, 0, target.s, progress);
   if (s != ST_OK)
     return s;
 

@@ -426,20 +426,34 @@ static const char *SQL_FORM_ETAG =
     " JOIN name_versions n ON n.catalogue = 'departments'"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
-status inspection_form(struct call *c) {
-  struct num n = num(c->id);
+status inspection_form_tag(struct call *c, int64_t id, char *tag, size_t size) {
+  struct num n = num(id);
   const char *params[] = {n.s};
+  return resource_value(c, "inspection", tag, size, SQL_FORM_ETAG, 1, params);
+}
+
+status inspection_form_read(struct call *c, int64_t id, json_t **form) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = resource_row(c, "inspection", &r, SQL_FORM, 1, params);
+  if (s != ST_OK)
+    return s;
+  if (form)
+    s = (*form = json_loads(PQgetvalue(r, 0, 0), 0, NULL)) ? ST_OK : fail(c, ST_INTERNAL, "the form cannot be read");
+  else
+    s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+  PQclear(r);
+  return s;
+}
+
+status inspection_form(struct call *c) {
   char tag[64];
-  status s = resource_value(c, "inspection", tag, sizeof tag, SQL_FORM_ETAG, 1, params);
+  status s = inspection_form_tag(c, c->id, tag, sizeof tag);
   if (s != ST_OK)
     return s;
   snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
   if (call_not_modified(c))
     return ST_OK; /* 304: the client's copy is current */
-  PGresult *r;
-  if ((s = resource_row(c, "inspection", &r, SQL_FORM, 1, params)) != ST_OK)
-    return s;
-  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-  PQclear(r);
-  return s;
+  return inspection_form_read(c, c->id, NULL);
 }

@@ -87,9 +87,20 @@ status inspection_reopen(struct call *c);
 /* POST /batches/{id}/inspections: one inspection per unit of the batch, in one transaction. */
 status inspection_create_many(struct call *c);
 status inspection_form(struct call *c);
+/* The form of inspection id ({inspection, rows}, as GET /inspections/{id}/form shows it) into
+ * *form (caller decrefs; NULL: as the call's response, unparsed), and its entity tag without
+ * reading it; ST_NOT_FOUND outside the caller's scope. */
+status inspection_form_read(struct call *c, int64_t id, json_t **form) __attribute__((warn_unused_result));
+status inspection_form_tag(struct call *c, int64_t id, char *tag, size_t size) __attribute__((warn_unused_result));
 /* ST_FROZEN unless the inspection that sql finds from $1 = id is draft or in_progress; locks it
  * against a concurrent submit for the rest of the transaction. */
 status inspection_editable(struct call *c, const char *sql, int64_t id);
+
+/* The form in and out of Excel (forms.c): GET /inspections/{id}/export?format=xlsx|csv in the
+ * seed's own layout, POST /inspections/{id}/import of a filled one (?dry_run=true). */
+status inspection_export(struct call *c);
+status inspection_import(struct call *c);
+extern const struct qparam EXPORT_PARAMS[], IMPORT_PARAMS[];
 
 /* The working-day calendar (calendar.c): GET and PUT /calendar/{year}. */
 status calendar_get(struct call *c);

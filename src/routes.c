@@ -53,6 +53,8 @@ const struct route ROUTES[] = {
   {"POST", "/api/v1/inspections/{id}/reopen", inspection_reopen, R_BODY, NULL, &INSPECTIONS, A},
   {"GET", "/api/v1/inspections/{id}/form", inspection_form, 0, NULL, NULL, ALL},
   {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS, ALL},
+  {"GET", "/api/v1/inspections/{id}/export", inspection_export, 0, EXPORT_PARAMS, NULL, ALL},
+  {"POST", "/api/v1/inspections/{id}/import", inspection_import, R_UPLOAD, IMPORT_PARAMS, NULL, STAFF},
 
   {"GET", "/api/v1/items/{id}", res_get, 0, NULL, &ITEMS, ALL},
   {"PATCH", "/api/v1/items/{id}", res_patch, PATCH_FLAGS, NULL, &ITEMS, STAFF},
