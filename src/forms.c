@@ -18,9 +18,9 @@
 #include "text.h"
 #include "validate.h"
 
-static const char *const FORMATS[] = {"xlsx", "csv", NULL};
+const char *const EXPORT_FORMATS[] = {"xlsx", "csv", NULL};
 const struct qparam EXPORT_PARAMS[] = {
-  {"format", Q_ENUM, FORMATS},
+  {"format", Q_ENUM, EXPORT_FORMATS},
   {0},
 };
 

@@ -33,12 +33,23 @@ status rectification_deadline_check(struct call *c, const char *current) __attri
  * has been worked on — a closure, evidence, progress, an action of its lifecycle — and so may not
  * be deleted. */
 status rectifications_untouched(struct call *c, int of_problem, int64_t id) __attribute__((warn_unused_result));
-extern const struct qparam LEDGER_FILTERS[];
+extern const struct qparam LEDGER_FILTERS[], LEDGER_EXPORT_FILTERS[];
+/* The ledger's rows that the call's filters select (LEDGER_FILTERS' values, first in
+ * c->query.values), in the ledger's order, chunk at a time: each chunk's ids go to each as a
+ * bigint[] literal. Through the ledger's own statements, so a department user walks what it may
+ * read and nothing more. */
+status rectification_ledger_walk(struct call *c, int chunk, status (*each)(struct call *c, const char *ids, void *data),
+                                 void *data) __attribute__((warn_unused_result));
+/* GET /rectifications/export (ledger_export.c): the 整改台账 as XLSX or CSV. */
+status ledger_export(struct call *c);
 extern const struct resource CLOSURES, DEADLINES, EXTENSION_REQUESTS, PROGRESS, EVIDENCE_OF_RECTIFICATION,
     EVIDENCE_OF_ITEM, EVIDENCE;
 status evidence_upload(struct call *c);
 extern const struct qparam EVIDENCE_UPLOAD_PARAMS[];
 status evidence_content(struct call *c);
+/* GET /inspections/{id}/evidence-archive: every evidence file of the inspection the caller may
+ * read, in one zip with a manifest, streamed (evidence.c, zipstream.c). */
+status evidence_archive(struct call *c);
 
 /* Whether the caller may read the rectification id (an SQL expression): one of the units of its
  * scope is among the rectification's readers (migrations/0008). ducha_rectification_readers() is
@@ -101,6 +112,7 @@ status inspection_editable(struct call *c, const char *sql, int64_t id);
 status inspection_export(struct call *c);
 status inspection_import(struct call *c);
 extern const struct qparam EXPORT_PARAMS[], IMPORT_PARAMS[];
+extern const char *const EXPORT_FORMATS[]; /* xlsx (the default), csv */
 
 /* The working-day calendar (calendar.c): GET and PUT /calendar/{year}. */
 status calendar_get(struct call *c);

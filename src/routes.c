@@ -55,6 +55,7 @@ const struct route ROUTES[] = {
   {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS, ALL},
   {"GET", "/api/v1/inspections/{id}/export", inspection_export, 0, EXPORT_PARAMS, NULL, ALL},
   {"POST", "/api/v1/inspections/{id}/import", inspection_import, R_UPLOAD, IMPORT_PARAMS, NULL, STAFF},
+  {"GET", "/api/v1/inspections/{id}/evidence-archive", evidence_archive, 0, NULL, NULL, ALL},
 
   {"GET", "/api/v1/items/{id}", res_get, 0, NULL, &ITEMS, ALL},
   {"PATCH", "/api/v1/items/{id}", res_patch, PATCH_FLAGS, NULL, &ITEMS, STAFF},
@@ -69,6 +70,7 @@ const struct route ROUTES[] = {
    &RECTIFICATIONS, STAFF},
 
   {"GET", "/api/v1/rectifications", rectification_ledger, R_LIST, LEDGER_FILTERS, NULL, ALL},
+  {"GET", "/api/v1/rectifications/export", ledger_export, 0, LEDGER_EXPORT_FILTERS, NULL, ALL},
   {"GET", ITEM_PATH("rectifications"), res_get, 0, NULL, &RECTIFICATIONS, ALL},
   {"PATCH", ITEM_PATH("rectifications"), res_patch, PATCH_FLAGS | R_DEADLINE, NULL, &RECTIFICATIONS, STAFF},
   {"DELETE", ITEM_PATH("rectifications"), res_delete, DELETE_FLAGS, NULL, &RECTIFICATIONS, STAFF},
