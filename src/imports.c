@@ -1,6 +1,7 @@
 #include "imports.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -113,6 +114,11 @@ status import_header(struct call *c, const struct sheet *s, const struct import_
       snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", want[0] ? ", " : "", columns[j].labels[0]);
   invalid(c, "/file", "no header row names the columns it needs");
   return fail(c, ST_INVALID, "the file has no header row with the columns %s in its first 20 rows", want);
+}
+
+char *import_cell(const struct sheet *s, int i, int col) {
+  char *copy = strdup(col >= 0 ? sheet_cell(s, i, col) : "");
+  return copy ? import_trim(copy) : NULL;
 }
 
 json_t *import_row(long number) {

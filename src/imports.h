@@ -27,6 +27,10 @@ status import_header(struct call *c, const struct sheet *s, const struct import_
 /* Text without the white space (ASCII and U+3000 ideographic) at its ends, in place; returns it. */
 char *import_trim(char *s);
 
+/* Row i's cell col (-1: a column the file lacks, ""), trimmed, as a copy the caller frees; NULL
+ * without memory. */
+char *import_cell(const struct sheet *s, int i, int col);
+
 /* The report of one row: {row, changes: [], errors: []} (the caller adds the row's own members). */
 json_t *import_row(long number);
 /* Adds {column, number, message} to the row's errors; number (1, 1.2) may be NULL. */

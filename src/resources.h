@@ -11,6 +11,17 @@ extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILT
     INSPECTION_FILTERS[], ITEM_FILTERS[], USER_FILTERS[], TOKEN_FILTERS[];
 
 status department_merge(struct call *c);
+/* POST /departments/import: units from a sheet, each under its parent named by name or path. */
+status departments_import(struct call *c);
+/* Units by name for the imports: every unit not merged, in memory (units_load; caller frees).
+ * units_find gives the index of the unit a name ("市财政局") or a path from the top
+ * ("市财政局/办公室") names: -1 (why) for none, -2 (why) for several. */
+struct units;
+status units_load(struct call *c, struct units **out) __attribute__((warn_unused_result));
+int units_find(const struct units *t, const char *path, char *why, size_t size);
+int64_t units_id(const struct units *t, int i);
+void units_free(struct units *t);
+status users_import(struct call *c);
 status rectification_ledger(struct call *c);
 /* GET /me/todo: what waits for the caller, a count and the first page of each list. */
 status rectification_todo(struct call *c);

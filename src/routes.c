@@ -34,6 +34,7 @@ const struct route ROUTES[] = {
   {"DELETE", ITEM_PATH("departments"), res_delete, DELETE_FLAGS | R_CALLERS, NULL, &DEPARTMENTS, STAFF},
   {"POST", "/api/v1/departments", res_create, R_BODY | R_CREATED | R_CALLERS, NULL, &DEPARTMENTS, STAFF},
   {"POST", "/api/v1/departments/{id}/merge", department_merge, R_BODY | R_CALLERS, NULL, &DEPARTMENTS, A},
+  {"POST", "/api/v1/departments/import", departments_import, R_UPLOAD | R_CALLERS, IMPORT_PARAMS, NULL, A},
 
   {"GET", "/api/v1/checklists", res_list, R_LIST, CHECKLIST_FILTERS, &CHECKLISTS, ALL},
   {"GET", ITEM_PATH("checklists"), res_get, 0, NULL, &CHECKLISTS, ALL},
@@ -104,6 +105,7 @@ const struct route ROUTES[] = {
   {"GET", ITEM_PATH("users"), res_get, R_PRIVATE, NULL, &USERS, A},
   {"PATCH", ITEM_PATH("users"), res_patch, PATCH_FLAGS | R_PRIVATE | R_CALLERS, NULL, &USERS, A},
   {"POST", "/api/v1/users/{id}/password", user_reset_password, R_BODY | R_PRIVATE | R_CALLERS, NULL, &USERS, A},
+  {"POST", "/api/v1/users/import", users_import, R_UPLOAD | R_PRIVATE | R_CALLERS, IMPORT_PARAMS, NULL, A},
 
   {"POST", "/api/v1/auth/token", session_login, R_PUBLIC | R_BODY | R_CREATED | R_OWN_TX | R_SECRET | R_PRIVATE, NULL, NULL, 0},
   {"DELETE", "/api/v1/auth/token", session_logout, R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},
