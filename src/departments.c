@@ -285,16 +285,25 @@ static int child(const struct units *t, int parent, const char *name) {
   return found;
 }
 
+/* The next segment of a path ("市财政局/办公室", also with the full-width ／), trimmed, cut out of
+ * *p in place and *p moved past it; NULL at the end. */
+static char *segment(char **p) {
+  if (!*p || !**p)
+    return NULL;
+  char *seg = *p, *slash = *p;
+  while (*slash && *slash != '/' && strncmp(slash, "／", 3))
+    slash++;
+  *p = !*slash ? slash : slash + (*slash == '/' ? 1 : 3);
+  *slash = '\0';
+  return import_trim(seg);
+}
+
 int units_find(const struct units *t, const char *path, char *why, size_t size) {
-  char *copy = strdup(path), *save = NULL;
+  char *copy = strdup(path), *rest = copy, *seg;
   int at = -1;
   if (!copy)
     return snprintf(why, size, "out of memory"), -1;
-  for (char *p = copy; *p; p++) /* the full-width solidus too */
-    if (!strncmp(p, "／", 3))
-      memcpy(p, "/  ", 3);
-  for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
-    seg = import_trim(seg);
+  while ((seg = segment(&rest))) {
     int found = child(t, at, seg), top;
     if (found == -2 && at == -1 && (top = child(t, -2, seg)) >= 0)
       found = top; /* a name used at the top and below: the one at the top */
@@ -341,11 +350,27 @@ struct unit_row {
   int done;
 };
 
+/* 1 when a name in r's parent path is the name of a unit that a row still to be placed adds
+ * (pending: name -> rows): r waits for them, so that what a name means does not depend on the
+ * order of the rows. */
+static int waits(const struct unit_row *r, const json_t *pending) {
+  char *copy = strdup(r->parent), *rest = copy, *seg;
+  int wait = 0;
+  while (copy && !wait && (seg = segment(&rest)))
+    wait = json_integer_value(json_object_get(pending, seg)) > !strcmp(seg, r->name);
+  free(copy);
+  return wait;
+}
+
 /* Places a row whose parent is known (or it has none): the unit it names exists (its kind may
- * change) or is added. 0 when its parent is not known yet (a later row may add it). */
-static int place(struct units *t, struct unit_row *r, long row, json_t *kinds) {
+ * change) or is added. 0 when its parent is not known yet: a later row may add it, or a row still
+ * to be placed may add a second unit of a name in its path (unless last: the rows left are
+ * placed with what there is). */
+static int place(struct units *t, struct unit_row *r, long row, json_t *kinds, const json_t *pending, int last) {
   char why[300];
   int parent = -1;
+  if (*r->parent && !last && waits(r, pending))
+    return 0;
   if (*r->parent && (parent = units_find(t, r->parent, why, sizeof why)) < 0) {
     if (parent == -1)
       return 0;
@@ -435,12 +460,24 @@ status departments_import(struct call *c) {
     r->done = !*r->name || !r->kind;
     free(kind);
   }
-  for (int progress = 1; st == ST_OK && progress;) { /* parents first, wherever their rows are */
-    progress = 0;
-    for (int i = 0; i < n; i++)
-      if (!list[i].done && (list[i].done = place(t, &list[i], json_integer_value(json_object_get(list[i].report, "row")), kinds)))
-        progress = 1;
+  json_t *pending = json_object(); /* name -> rows not placed yet that add a unit of that name */
+  for (int i = 0; i < n; i++)
+    if (!list[i].done)
+      json_object_set_new(pending, list[i].name, json_integer(json_integer_value(json_object_get(pending, list[i].name)) + 1));
+  for (int last = 0; st == ST_OK;) { /* parents first, wherever their rows are */
+    int progress = 0;
+    for (int i = 0; i < n; i++) {
+      if (list[i].done || !(list[i].done = place(t, &list[i], json_integer_value(json_object_get(list[i].report, "row")),
+                                                 kinds, pending, last)))
+        continue;
+      progress = 1;
+      json_object_set_new(pending, list[i].name, json_integer(json_integer_value(json_object_get(pending, list[i].name)) - 1));
+    }
+    if (!progress && last)
+      break;
+    last = !progress; /* stuck waiting: one pass with what there is */
   }
+  json_decref(pending);
   for (int i = 0; st == ST_OK && i < n; i++)
     if (!list[i].done)
       import_error(list[i].report, L_PARENT[0], NULL, "no unit is named %s, in the database or in this file",
