@@ -124,8 +124,12 @@ const char *sheet_cell(const struct sheet *s, int i, int col) {
 /* ---- CSV --------------------------------------------------------------------------------------- */
 
 /* A CSV export guards a cell that a spreadsheet would take for a formula (= + - @, a tab or a CR
- * first) with an apostrophe; reading takes it off again. */
+ * first) with an apostrophe; reading takes it off again. A cell that starts with such an
+ * apostrophe itself is guarded too, so that it comes back whole. */
 static int formula_lead(const char *s, size_t len) { return len > 0 && strchr("=+-@\t\r", s[0]) && s[0]; }
+static int guarded(const char *s, size_t len) {
+  return formula_lead(s, len) || (len > 1 && s[0] == '\'' && formula_lead(s + 1, len - 1));
+}
 
 static int csv_cell(struct reader *rd, struct rowbuf *r, int col, const char *s, size_t len) {
   if (len > 1 && s[0] == '\'' && formula_lead(s + 1, len - 1))
@@ -691,12 +695,12 @@ void csv_record(struct text *t, const char *const *cells, int n) {
     size_t len = strlen(s);
     if (i)
       text_add(t, ",", 1);
-    if (!strpbrk(s, ",\"\r\n") && !formula_lead(s, len)) {
+    if (!strpbrk(s, ",\"\r\n") && !guarded(s, len)) {
       text_add(t, s, len);
       continue;
     }
     text_add(t, "\"", 1);
-    if (formula_lead(s, len))
+    if (guarded(s, len))
       text_add(t, "'", 1);
     for (const char *q; (q = strchr(s, '"')); s = q + 1) {
       text_add(t, s, (size_t)(q - s));
