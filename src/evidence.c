@@ -246,7 +246,8 @@ static const char *SQL_ARCHIVE =
     " WHERE it.inspection_id = $1 AND " VISIBLE_E
     " ORDER BY it.seq, r.problem_ordinal NULLS FIRST, r.ordinal NULLS FIRST, e.id";
 static const char *SQL_ARCHIVE_OF =
-    "SELECT d.name || '-' || i.inspected_on FROM inspections i JOIN departments d ON d.id = i.target_department_id"
+    "SELECT d.name || '-' || i.inspected_on, to_char(now() AT TIME ZONE current_setting('ducha.timezone'),"
+    " 'YYYY-MM-DD HH24:MI:SS') FROM inspections i JOIN departments d ON d.id = i.target_department_id"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
 /* One file of the archive: the manifest (text) or a piece of evidence (id), hashed as it is sent
@@ -329,11 +330,14 @@ static char *manifest(PGresult *r, char **paths) {
 status evidence_archive(struct call *c) {
   struct num id = num(c->id);
   const char *params[] = {id.s};
-  char of[300], name[400];
-  status s = resource_value(c, "inspection", of, sizeof of, SQL_ARCHIVE_OF, 1, params);
+  char of[300], now[24], name[400];
+  PGresult *r;
+  status s = resource_row(c, "inspection", &r, SQL_ARCHIVE_OF, 1, params);
   if (s != ST_OK)
     return s;
-  PGresult *r;
+  snprintf(of, sizeof of, "%s", PQgetvalue(r, 0, 0));
+  snprintf(now, sizeof now, "%s", PQgetvalue(r, 0, 1));
+  PQclear(r);
   if ((s = db_exec(c->db, &r, SQL_ARCHIVE, 1, params)) != ST_OK)
     return resource_db_failure(c, s);
   int n = PQntuples(r);
@@ -351,7 +355,7 @@ status evidence_archive(struct call *c) {
     bad = 1;
   if (list) {
     list->size = strlen(list->text ? list->text : "");
-    if (zipstream_add(z, "manifest.csv", list->size, NULL, list)) {
+    if (zipstream_add(z, "manifest.csv", list->size, now, list)) {
       free(list->text);
       free(list);
       bad = 1;
