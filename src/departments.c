@@ -431,11 +431,7 @@ status departments_import(struct call *c) {
   int col[3], header = 0, n = 0;
   json_t *rows = json_array(), *kinds = json_object();
   struct unit_row *list = NULL;
-  status st = import_sheet(c, 1000, &s);
-  if (st == ST_OK)
-    st = import_header(c, &s, UNIT_COLUMNS, 3, col, &header);
-  if (st == ST_OK)
-    st = units_load(c, &t);
+  status st = import_open(c, 1000, UNIT_COLUMNS, 3, col, &header, &s, &t);
   if (st == ST_OK && !(list = calloc((size_t)s.nrows, sizeof *list)))
     st = fail(c, ST_INTERNAL, "out of memory");
   int first_new = t ? t->n : 0;
@@ -485,11 +481,8 @@ status departments_import(struct call *c) {
   if (st == ST_OK && !import_dry_run(c))
     st = write_units(c, t, first_new, kinds);
   if (st == ST_OK) {
-    json_decref(c->result);
-    c->result = import_report(c, &s, rows);
+    import_answer(c, &s, rows);
     rows = NULL;
-    c->etag = 0;
-    c->location[0] = '\0';
   }
   for (int i = 0; i < n; i++) {
     free(list[i].name);

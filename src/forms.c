@@ -694,11 +694,9 @@ status inspection_import(struct call *c) {
   PGresult *today = NULL;
   status st = inspection_editable(c, SQL_LOCK, c->id);
   if (st == ST_OK)
-    st = import_sheet(c, 2000, &s);
+    st = import_open(c, 2000, COLUMNS, NCOLS, col, &header, &s, NULL);
   else
     memset(&s, 0, sizeof s);
-  if (st == ST_OK)
-    st = import_header(c, &s, COLUMNS, NCOLS, col, &header);
   if (st == ST_OK)
     st = inspection_form_read(c, c->id, &form);
   if (st == ST_OK) {
@@ -749,11 +747,8 @@ status inspection_import(struct call *c) {
       st = apply(&p);
   }
   if (st == ST_OK) {
-    json_decref(c->result);
-    c->result = import_report(c, &s, rows);
+    import_answer(c, &s, rows);
     rows = NULL;
-    c->etag = 0;
-    c->etag_text[0] = c->location[0] = '\0';
   }
   for (int i = 0; i < p.nops; i++)
     json_decref(p.ops[i].fields);

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 
+#include "resources.h"
 #include "upload.h"
 #include "validate.h"
 
@@ -141,6 +142,21 @@ void import_change(json_t *row, const char *what, const char *number, const char
                         json_pack("{s:s, s:s?, s:s, s:s?, s:o, s:o}", "what", what, "number", number, "action", action,
                                   "field", field, "before", before ? before : json_null(), "after",
                                   after ? after : json_null()));
+}
+
+status import_open(struct call *c, int max_rows, const struct import_column *columns, int n, int *col, int *header,
+                   struct sheet *out, struct units **units) {
+  status s = import_sheet(c, max_rows, out);
+  if (s == ST_OK)
+    s = import_header(c, out, columns, n, col, header);
+  return s == ST_OK && units ? units_load(c, units) : s;
+}
+
+void import_answer(struct call *c, const struct sheet *s, json_t *rows) {
+  json_decref(c->result);
+  c->result = import_report(c, s, rows);
+  c->etag = 0; /* the records the import wrote last set these */
+  c->etag_text[0] = c->location[0] = '\0';
 }
 
 json_t *import_report(const struct call *c, const struct sheet *s, json_t *rows) {

@@ -19,6 +19,10 @@ struct import_column {
   const char *const *labels;
   int required;
 };
+/* import_sheet, then import_header, then (units not NULL) the units by name (units_load). */
+struct units;
+status import_open(struct call *c, int max_rows, const struct import_column *columns, int n, int *col, int *header,
+                   struct sheet *out, struct units **units) __attribute__((warn_unused_result));
 /* Finds the header row: the first that names every required column. col[i] receives the column
  * of columns[i] (-1 when absent) and *row the header's index in s. ST_INVALID when none does. */
 status import_header(struct call *c, const struct sheet *s, const struct import_column *columns, int n, int *col,
@@ -44,6 +48,8 @@ void import_change(json_t *row, const char *what, const char *number, const char
  * each row's result: changed, unchanged, error (nothing of it written) or partly (what could be
  * read was written, the rest is in its errors); rows is stolen. */
 json_t *import_report(const struct call *c, const struct sheet *s, json_t *rows);
+/* The report as the call's answer (rows is stolen). */
+void import_answer(struct call *c, const struct sheet *s, json_t *rows);
 /* 1 when the call asks for a dry run (?dry_run=true, the route's first query parameter). */
 int import_dry_run(const struct call *c);
 

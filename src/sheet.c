@@ -458,20 +458,28 @@ static void strings_end(void *ctx, const xmlChar *local, const xmlChar *prefix, 
   }
 }
 
+/* Appends a piece of a cell's text to t, where the cell's text starts at start, within the limit
+ * of a cell (row: the sheet's row, 0 for a shared string). */
+static void append(struct sax *x, struct text *t, size_t start, const xmlChar *ch, int len, long row) {
+  if (t->len - start + (size_t)len > x->rd->lim->max_cell) {
+    if (row)
+      failed(x->rd, SHEET_TOO_BIG, "row %ld has a cell longer than %zu bytes", row, x->rd->lim->max_cell);
+    else
+      failed(x->rd, SHEET_TOO_BIG, "a shared string is longer than %zu bytes", x->rd->lim->max_cell);
+    stop(x);
+    return;
+  }
+  text_add(t, (const char *)ch, (size_t)len);
+  if (t->failed) {
+    failed(x->rd, SHEET_NO_MEMORY, "out of memory");
+    stop(x);
+  }
+}
+
 static void strings_chars(void *ctx, const xmlChar *ch, int len) {
   struct strings_sax *s = ctx;
-  if (!s->in_si || !s->in_t || s->in_rph)
-    return;
-  if (s->all.len - s->start + (size_t)len > s->x.rd->lim->max_cell) {
-    failed(s->x.rd, SHEET_TOO_BIG, "a shared string is longer than %zu bytes", s->x.rd->lim->max_cell);
-    stop(&s->x);
-    return;
-  }
-  text_add(&s->all, (const char *)ch, (size_t)len);
-  if (s->all.failed) {
-    failed(s->x.rd, SHEET_NO_MEMORY, "out of memory");
-    stop(&s->x);
-  }
+  if (s->in_si && s->in_t && !s->in_rph)
+    append(&s->x, &s->all, s->start, ch, len, 0);
 }
 
 /* The worksheet: rows of cells, each cell's value by its type. */
@@ -583,18 +591,8 @@ static void sheet_end(void *ctx, const xmlChar *local, const xmlChar *prefix, co
 
 static void sheet_chars(void *ctx, const xmlChar *ch, int len) {
   struct sheet_sax *s = ctx;
-  if (!s->in_row || !(s->in_v || (s->in_is && s->in_t && !s->in_rph)))
-    return;
-  if (s->value.len + (size_t)len > s->x.rd->lim->max_cell) {
-    failed(s->x.rd, SHEET_TOO_BIG, "row %ld has a cell longer than %zu bytes", s->row.number, s->x.rd->lim->max_cell);
-    stop(&s->x);
-    return;
-  }
-  text_add(&s->value, (const char *)ch, (size_t)len);
-  if (s->value.failed) {
-    failed(s->x.rd, SHEET_NO_MEMORY, "out of memory");
-    stop(&s->x);
-  }
+  if (s->in_row && (s->in_v || (s->in_is && s->in_t && !s->in_rph)))
+    append(&s->x, &s->value, 0, ch, len, s->row.number);
 }
 
 /* The end of central directory record: how many entries the zip claims, before libzip reads

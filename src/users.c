@@ -259,11 +259,7 @@ status users_import(struct call *c) {
   int col[5], header = 0, n = 0;
   json_t *rows = json_array(), *seen = json_object();
   struct user_op *ops = NULL;
-  status st = import_sheet(c, 1000, &s);
-  if (st == ST_OK)
-    st = import_header(c, &s, USER_COLUMNS, 5, col, &header);
-  if (st == ST_OK)
-    st = units_load(c, &t);
+  status st = import_open(c, 1000, USER_COLUMNS, 5, col, &header, &s, &t);
   if (st == ST_OK && !(ops = calloc((size_t)s.nrows, sizeof *ops)))
     st = fail(c, ST_INTERNAL, "out of memory");
   for (int i = header + 1; st == ST_OK && i < s.nrows; i++, n++) {
@@ -297,11 +293,8 @@ status users_import(struct call *c) {
       st = resource_insert(c, &USERS, 0, ops[i].fields);
   }
   if (st == ST_OK) {
-    json_decref(c->result);
-    c->result = import_report(c, &s, rows);
+    import_answer(c, &s, rows);
     rows = NULL;
-    c->etag = 0;
-    c->location[0] = '\0';
   }
   for (int i = 0; ops && i < n; i++)
     json_decref(ops[i].fields);
