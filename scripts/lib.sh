@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Helpers shared by scripts/run and scripts/test. Source this file.
 #
-#   ducha_install_packages        Debian packages from scripts/packages.txt (apt only when missing)
+#   ducha_install_packages LIST.. Debian packages of scripts/packages/LIST.txt (apt only when missing)
+#   ducha_install_docs            Swagger UI for /docs, as docs/package-lock.json pins it (npm ci)
 #   ducha_build DIR OPTS...       meson setup (reused when possible) + ninja
 #   ducha_pg_provision_persistent a cluster of this checkout's own, kept between runs
 #   ducha_pg_provision_throwaway  a cluster in a temporary directory
@@ -38,16 +39,29 @@ ducha_sudo() {
 
 # ---------------------------------------------------------------- packages
 
-ducha_package_list() {
-	sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$DUCHA_ROOT/scripts/packages.txt"
+# The lists (scripts/packages/): build (compile ducha, fetch the page's Swagger UI), runtime (the
+# libraries it runs on), dev (scripts/run: PostgreSQL, jq), test (scripts/test). The stages of
+# docker/Dockerfile install build and runtime.
+ducha_package_list() { # LIST...
+	local list
+	for list in "$@"; do
+		sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$DUCHA_ROOT/scripts/packages/$list.txt"
+	done
 }
 
-ducha_install_packages() {
-	local pkg status missing=()
+# The names of the installed packages and of what they provide (NodeSource's nodejs provides
+# npm, and Debian's npm would conflict with it), one a line.
+ducha_installed_names() {
+	dpkg-query -W -f='${db:Status-Status} ${Package},${Provides}\n' 2>/dev/null |
+		sed -n 's/^installed //p' | sed -e 's/([^)]*)//g' -e 's/[[:space:]]//g' | tr ',' '\n' | sed '/^$/d'
+}
+
+ducha_install_packages() { # LIST... (scripts/packages/LIST.txt)
+	local pkg svc missing=() have
+	have=$(ducha_installed_names | sort -u)
 	while IFS= read -r pkg; do
-		status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-		[ "$status" = installed ] || missing+=("$pkg")
-	done < <(ducha_package_list)
+		grep -qxF -- "$pkg" <<<"$have" || missing+=("$pkg")
+	done < <(ducha_package_list "$@" | sort -u)
 	if [ "${#missing[@]}" -eq 0 ]; then
 		return 0
 	fi
@@ -64,6 +78,35 @@ ducha_install_packages() {
 		fi
 		;;
 	esac
+	# The tests use nginx and prometheus as tools (nginx -t, promtool): no servers of theirs.
+	for svc in nginx prometheus; do
+		case " ${missing[*]} " in
+		*" $svc "*) ducha_sudo service "$svc" stop >/dev/null 2>&1 || true ;;
+		esac
+	done
+}
+
+# Swagger UI for the page /docs: the version docs/package.json pins, checked against
+# docs/package-lock.json's hash (npm ci, no install scripts), into docs/node_modules, which
+# DUCHA_DOCS_DIR names by default. Only when that version is not there already; a failure is
+# reported, and /docs then answers 404.
+ducha_install_docs() {
+	local want have
+	want=$(sed -n 's/.*"swagger-ui-dist": *"\([^"]*\)".*/\1/p' "$DUCHA_ROOT/docs/package.json")
+	have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+		"$DUCHA_ROOT/docs/node_modules/swagger-ui-dist/package.json" 2>/dev/null | head -n 1)
+	if [ -n "$want" ] && [ "$want" = "$have" ]; then
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		ducha_log "npm not found: /docs will answer 404 (scripts/packages/build.txt lists npm)"
+		return 0
+	fi
+	ducha_log "installing Swagger UI $want for /docs (npm ci in docs/)"
+	if ! (cd "$DUCHA_ROOT/docs" && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund \
+		--loglevel=error </dev/null); then
+		ducha_log "npm ci in docs/ failed: /docs will answer 404"
+	fi
 }
 
 # ---------------------------------------------------------------- build

@@ -36,6 +36,7 @@ struct call {
   const struct route *route;
   const struct config *cfg;
   const char *request_id;
+  const char *path;        /* the request's path */
   char client_address[64]; /* the socket's, or what a trusted proxy forwarded */
   struct principal who;
   int64_t id;              /* the {id} of the path, 0 when the route has none */
@@ -89,7 +90,10 @@ enum route_flags {
   R_UPLOAD = 4096,     /* the body is a file, streamed to disk before dispatch (upload.c) */
   R_PRIVATE = 8192,    /* carries tokens or personal data: Cache-Control: no-store */
   R_CALLERS = 16384,   /* changes who callers are or what they see: verified tokens forgotten */
-  R_DEADLINE = 32768   /* the body's deadline may come as deadline_in_working_days (calendar.c) */
+  R_DEADLINE = 32768,  /* the body's deadline may come as deadline_in_working_days (calendar.c) */
+  R_ONE_STATEMENT = 65536, /* a read of one statement: no BEGIN or COMMIT (DB_ONE_READ, db.h) */
+  R_PUBLIC_VIEW = 131072,  /* the public view (公示): cacheable by anyone, rate-limited per address (http.c) */
+  R_PAGE = 262144      /* a page for browsers (/docs): loads nothing from elsewhere (CSP) */
 };
 
 struct resource;

@@ -13,6 +13,7 @@ static const struct field CREATE[] = {
 static const struct field TASK[] = {
   {"content", F_TEXT, FIELD_REQUIRED, 1, 2000, NULL, 0},
   {"material_department_ids", F_IDS, 0, 0, 50, NULL, 0},
+  {"carries_over_seq", F_INT, FIELD_NULLABLE, 1, 200, NULL, 0},
   {0},
 };
 static const struct field PATCH[] = {
@@ -67,7 +68,7 @@ const struct resource CHECKLISTS = {
 
 #define JSON_OF_T                                                                              \
   "json_build_object('id', t.id, 'checklist_id', t.checklist_id, 'seq', t.seq, 'content', t.content," \
-  " 'source_truncated', t.source_truncated,"                                                   \
+  " 'source_truncated', t.source_truncated, 'carries_over_seq', t.carries_over_seq,"           \
   " 'material_department_ids', coalesce((SELECT json_agg(m.department_id ORDER BY m.position)" \
   "   FROM task_material_departments m WHERE m.task_id = t.id), '[]'),"                        \
   " 'material_departments', coalesce((SELECT json_agg(json_build_object('id', d.id, 'name', d.name)" \
@@ -90,10 +91,26 @@ static const char *SQL_INSERT_CHECKLIST =
     " INSERT INTO checklists (code, version, title)"
     " SELECT $1, coalesce((SELECT max(version) FROM checklists WHERE code = $1), 0) + 1, $2 FROM lock"
     " RETURNING id";
+/* Each task continues the task whose seq is its carries_over_seq (absent: its own seq; null: none)
+ * in the latest earlier version that has that seq, and so belongs to that task's lineage
+ * (carry-over, migrations/0015); a seq no earlier version has continues none. */
+#define CONTINUED(seq)                                                                         \
+  "(SELECT pt.seq, pt.lineage_id FROM checklists c JOIN checklists p ON p.code = c.code AND p.version < c.version" \
+  " JOIN tasks pt ON pt.checklist_id = p.id AND pt.seq = " seq " WHERE c.id = $1 ORDER BY p.version DESC LIMIT 1)"
 static const char *SQL_INSERT_TASKS =
-    "INSERT INTO tasks (checklist_id, seq, content, source_truncated)"
-    " SELECT $1, t.ord, t.v->>'content', coalesce((t.v->>'source_truncated')::boolean, false)"
-    " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY t(v, ord)";
+    "INSERT INTO tasks (checklist_id, seq, content, source_truncated, carries_over_seq, lineage_id)"
+    " SELECT $1, t.ord, t.v->>'content', coalesce((t.v->>'source_truncated')::boolean, false), pt.seq, pt.lineage_id"
+    " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY t(v, ord)"
+    " LEFT JOIN LATERAL " CONTINUED("CASE WHEN t.v ? 'carries_over_seq' THEN (t.v->>'carries_over_seq')::int ELSE t.ord END")
+    " pt ON true";
+/* The tasks that name a seq no earlier version has: their index and that seq, and whether there is
+ * an earlier version at all. */
+static const char *SQL_UNCONTINUED =
+    "SELECT t.ord - 1, t.v->>'carries_over_seq', EXISTS (SELECT FROM checklists c JOIN checklists p"
+    "   ON p.code = c.code AND p.version < c.version WHERE c.id = $1)"
+    " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY t(v, ord)"
+    " JOIN tasks k ON k.checklist_id = $1 AND k.seq = t.ord"
+    " WHERE jsonb_typeof(t.v->'carries_over_seq') = 'number' AND k.carries_over_seq IS NULL ORDER BY t.ord";
 static const char *SQL_INSERT_MATERIALS =
     "INSERT INTO task_material_departments (task_id, department_id, position)"
     " SELECT k.id, m.v::bigint, m.ord"
@@ -119,6 +136,31 @@ status checklist_insert(db_conn *db, const json_t *checklist, int64_t *id) {
   }
   free(tasks);
   return s;
+}
+
+/* A task's carries_over_seq must name a task of an earlier version (known once the new version is
+ * numbered, under its lock); else the request fails and its transaction is rolled back. */
+static status continued(struct call *c, int64_t id) {
+  struct num cid = num(id);
+  char *tasks = json_dumps(json_object_get(c->body, "tasks"), JSON_COMPACT);
+  const char *params[] = {cid.s, tasks};
+  PGresult *r;
+  status s = db_exec(c->db, &r, SQL_UNCONTINUED, 2, params);
+  free(tasks);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  int n = PQntuples(r);
+  for (int i = 0; i < n; i++) {
+    char ptr[64], msg[96];
+    snprintf(ptr, sizeof ptr, "/tasks/%s/carries_over_seq", PQgetvalue(r, i, 0));
+    if (strcmp(PQgetvalue(r, i, 2), "t"))
+      snprintf(msg, sizeof msg, "this is the first version of the checklist: there is no task to continue");
+    else
+      snprintf(msg, sizeof msg, "no earlier version of this checklist has a task %s", PQgetvalue(r, i, 1));
+    errors_add(c->errors, ptr, msg);
+  }
+  PQclear(r);
+  return n ? fail(c, ST_INVALID, "the checklist has invalid fields; see errors") : ST_OK;
 }
 
 status checklist_create(struct call *c) {
@@ -155,6 +197,8 @@ status checklist_create(struct call *c) {
   status s = checklist_insert(c->db, c->body, &id);
   if (s != ST_OK)
     return resource_db_failure(c, s);
+  if ((s = continued(c, id)) != ST_OK)
+    return s;
   snprintf(c->location, sizeof c->location, "/api/v1/checklists/%lld", (long long)id);
   if ((s = resource_load(c, &CHECKLISTS, id)) != ST_OK)
     return s;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STRING, K_LONG, K_LISTEN, K_LEVEL };
+enum kind { K_STRING, K_LONG, K_LISTEN, K_LEVEL, K_METRICS, K_LOG_FORMAT };
 
 struct var {
   const char *name;
@@ -28,6 +28,8 @@ static const struct var VARS[] = {
   {"DUCHA_MIGRATION_DATABASE_URL", "", STR(migration_database_url), 0, 0,
    "the schema owner's URI for migrate; DATABASE_URL's role then gets only the rights it needs"},
   {"DUCHA_LISTEN", "127.0.0.1:8080", K_LISTEN, 0, 0, 0, 0, "address and port to serve on"},
+  {"DUCHA_METRICS_LISTEN", "127.0.0.1:9464", K_METRICS, 0, 0, 0, 0,
+   "address and port of /metrics (Prometheus text), a listener apart from the API's; off for none"},
   {"DUCHA_THREADS", "8", NUM(threads, 1, 256), "worker threads (and database connections)"},
   {"DUCHA_MAX_CONNECTIONS", "4096", NUM(max_connections, 1, 1000000),
    "open client connections at most (each takes a file descriptor)"},
@@ -54,9 +56,14 @@ static const struct var VARS[] = {
   {"DUCHA_CORS_ORIGINS", "", STR(cors_origins), 0, 0, "comma-separated origins allowed by CORS"},
   {"DUCHA_LOG_LEVEL", "info", K_LEVEL, offsetof(struct config, log_level), sizeof(((struct config *)0)->log_level),
    0, 0, "error, warning, info or debug"},
+  {"DUCHA_LOG_FORMAT", "auto", K_LOG_FORMAT, offsetof(struct config, log_format),
+   sizeof(((struct config *)0)->log_format), 0, 0,
+   "json (one object a line on stderr) or text; auto: json, text when stderr is a terminal"},
   {"DUCHA_TIMEZONE", "Asia/Shanghai", STR(timezone), 0, 0, "time zone of deadlines (local dates)"},
   {"DUCHA_SEED_FILE", "data/inspection-form.json", STR(seed_file), 0, 0, "the form that seed loads"},
   {"DUCHA_OPENAPI_FILE", "openapi.yaml", STR(openapi_file), 0, 0, "the contract served at /openapi.yaml"},
+  {"DUCHA_DOCS_DIR", "docs/node_modules/swagger-ui-dist", STR(docs_dir), 0, 0,
+   "the Swagger UI files the page /docs needs (scripts/run installs them)"},
   {"DUCHA_TRUSTED_PROXIES", "", STR(trusted_proxies), 0, 0,
    "comma-separated proxy addresses (a.b.c.d or a.b.c.d/n) whose X-Forwarded-For is believed"},
   {"DUCHA_TOKEN_TTL_HOURS", "12", NUM(token_ttl_hours, 1, 8760), "hours a login token stays valid"},
@@ -75,6 +82,9 @@ static const struct var VARS[] = {
    "督办 red also: overdue and urged at least this many times"},
   {"DUCHA_ESCALATION_EVERY", "600", NUM(escalation_every, 1, 86400),
    "seconds between the records of rectifications turned overdue or red (job escalation)"},
+  {"DUCHA_PUBLIC_RATE_LIMIT", "120", NUM(public_rate_limit, 0, 1000000),
+   "requests a minute per client address on the public view /api/v1/public/... (as many at once; more: 429),"
+   " counted by each replica (0: no limit)"},
   {"DUCHA_JOBS", "purge-idempotency-keys,audit-checkpoint,escalation", STR(jobs), 0, 0,
    "background jobs this process takes part in (comma-separated, or none); each run happens once across replicas"},
   {"DUCHA_JOB_POLL_MS", "5000", NUM(job_poll_ms, 50, 3600000), "milliseconds between the worker's looks for a due job"},
@@ -100,16 +110,17 @@ static int parse_long(const char *s, long *out) {
   return 0;
 }
 
-static int parse_listen(struct config *cfg, const char *s) {
+/* HOST:PORT into host (64 bytes) and *port. */
+static int parse_listen(const char *s, char host[64], unsigned *port) {
   const char *colon = strrchr(s, ':');
-  long port;
-  if (!colon || colon == s || (size_t)(colon - s) >= sizeof cfg->listen_host)
+  long n;
+  if (!colon || colon == s || colon - s >= 64)
     return -1;
-  if (parse_long(colon + 1, &port) || port < 1 || port > 65535)
+  if (parse_long(colon + 1, &n) || n < 1 || n > 65535)
     return -1;
-  memcpy(cfg->listen_host, s, (size_t)(colon - s));
-  cfg->listen_host[colon - s] = '\0';
-  cfg->listen_port = (unsigned)port;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  *port = (unsigned)n;
   return 0;
 }
 
@@ -125,6 +136,7 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
     switch (v->kind) {
     case K_STRING:
     case K_LEVEL:
+    case K_LOG_FORMAT:
       if (strlen(value) >= v->size) {
         append(err, errlen, v->name, value, "is too long");
         break;
@@ -132,6 +144,10 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
       if (v->kind == K_LEVEL && strcmp(value, "error") && strcmp(value, "warning") &&
           strcmp(value, "info") && strcmp(value, "debug")) {
         append(err, errlen, v->name, value, "is not one of error, warning, info, debug");
+        break;
+      }
+      if (v->kind == K_LOG_FORMAT && strcmp(value, "json") && strcmp(value, "text") && strcmp(value, "auto")) {
+        append(err, errlen, v->name, value, "is not one of json, text, auto");
         break;
       }
       strcpy(field, value);
@@ -148,8 +164,12 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
       break;
     }
     case K_LISTEN:
-      if (parse_listen(cfg, value))
+      if (parse_listen(value, cfg->listen_host, &cfg->listen_port))
         append(err, errlen, v->name, value, "is not HOST:PORT");
+      break;
+    case K_METRICS:
+      if (strcmp(value, "off") && parse_listen(value, cfg->metrics_host, &cfg->metrics_port))
+        append(err, errlen, v->name, value, "is not HOST:PORT or off");
       break;
     }
   }

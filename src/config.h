@@ -10,6 +10,10 @@ struct config {
   char migration_database_url[1024];
   char listen_host[64];
   unsigned listen_port;
+  char metrics_host[64];  /* DUCHA_METRICS_LISTEN: Prometheus text at /metrics, a listener of its own */
+  unsigned metrics_port;  /* 0: off */
+  char log_format[8];     /* json, text or auto (json, text when stderr is a terminal) */
+  char docs_dir[512];     /* the Swagger UI files /docs serves (scripts/lib.sh installs them) */
   long threads;
   long max_connections;
   long per_ip_connections;
@@ -40,6 +44,7 @@ struct config {
   long idempotency_purge_every; /* seconds between purges of expired Idempotency-Keys */
   long escalation_blue_days, escalation_red_days, escalation_red_urges; /* 督办: N, M, K */
   long escalation_every;  /* seconds between runs of the escalation job */
+  long public_rate_limit; /* requests a minute per client address on the public view (0: none) */
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

@@ -44,10 +44,12 @@ static struct {
   db_conn *conns;
   db_conn **free_list;
   int size, nfree;
+  int waiting;                  /* threads waiting for a free connection */
   pthread_mutex_t lock;
   pthread_cond_t available;
   atomic_llong down_until_ms;   /* after a failure, fail fast until then */
   atomic_llong suspect_since_ms; /* connections not heard from since then are pinged first */
+  atomic_ullong timeouts;       /* statements that ran out of statement_timeout (57014) */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .available = PTHREAD_COND_INITIALIZER};
 
 /* A new connection has none of the old one's statements. */
@@ -229,8 +231,10 @@ static status ensure_connected(db_conn *c) {
 
 status db_acquire(db_conn **out) {
   pthread_mutex_lock(&pool.lock);
+  pool.waiting++;
   while (pool.nfree == 0)
     pthread_cond_wait(&pool.available, &pool.lock);
+  pool.waiting--;
   db_conn *c = pool.free_list[--pool.nfree];
   pthread_mutex_unlock(&pool.lock);
   *out = c;
@@ -259,6 +263,15 @@ void db_release(db_conn *c) {
   pool.free_list[pool.nfree++] = c;
   pthread_cond_signal(&pool.available);
   pthread_mutex_unlock(&pool.lock);
+}
+
+void db_pool_stats(struct db_pool_stats *out) {
+  pthread_mutex_lock(&pool.lock);
+  out->size = pool.size;
+  out->in_use = pool.size - pool.nfree;
+  out->waiting = pool.waiting;
+  pthread_mutex_unlock(&pool.lock);
+  out->timeouts = atomic_load_explicit(&pool.timeouts, memory_order_relaxed);
 }
 
 db_conn *db_open(const struct config *cfg) {
@@ -315,8 +328,10 @@ static status classify(db_conn *c, PGresult *r) {
     return ST_INVALID;
   if (!strncmp(state, "23", 2) || !strncmp(state, "22", 2))
     return ST_INVALID;
-  if (!strcmp(state, "57014")) /* statement_timeout: the database is there, the work too big */
+  if (!strcmp(state, "57014")) { /* statement_timeout: the database is there, the work too big */
+    atomic_fetch_add_explicit(&pool.timeouts, 1, memory_order_relaxed);
     return ST_QUERY_TIMEOUT;
+  }
   if ((!strncmp(state, "08", 2) && strcmp(state, "08P01")) || !strcmp(state, "57P01") || !strcmp(state, "53300")) {
     c->broken = 1;
     y_log_message(Y_LOG_LEVEL_WARNING, "database unavailable (%s): %s", state, c->err.message);
@@ -401,8 +416,10 @@ static uint64_t text_hash(const char *s) {
 static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char *const *params, long long deadline,
                            const char *name, int *prepare, int binary) {
   const char *begin = c->read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
+  int implicit = c->read_only == DB_ONE_READ; /* the Sync ends the statement's own transaction */
   PGresult *answer = NULL, *r;
-  int sent = PQenterPipelineMode(c->pg) && PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+  int sent = PQenterPipelineMode(c->pg) &&
+             (implicit || PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0)) &&
              (pool.cfg->prepare ? PQsendQueryPrepared(c->pg, "identity", 3, c->identity, NULL, NULL, 0)
                                 : PQsendQueryParams(c->pg, SQL_IDENTITY, 3, NULL, c->identity, NULL, NULL, 0)) &&
              (!*prepare || PQsendPrepare(c->pg, name, sql, nparams, NULL)) &&
@@ -416,7 +433,11 @@ static PGresult *run_first(db_conn *c, const char *sql, int nparams, const char 
   }
   /* each query's results end with NULL; the sync point ends the pipeline. The statement is
    * prepared when its Parse (the third query) succeeded, whatever came after. */
-  int query = 0, parse = *prepare ? 2 : -1, queries = *prepare ? 4 : 3;
+  int query = 0, parse = *prepare ? 2 - implicit : -1, queries = (*prepare ? 4 : 3) - implicit;
+  if (implicit) { /* done at the Sync: anything after it begins anew, identity included */
+    c->read_only = DB_READ_ONLY;
+    c->begin_pending = 1;
+  }
   *prepare = 0;
   for (int done = 0; !done;) {
     if (await_input(c, deadline))

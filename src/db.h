@@ -23,6 +23,13 @@ struct db_error {
 /* Opens a pool of size connections lazily (no connection is made here). */
 int db_pool_init(const struct config *cfg, int size) __attribute__((warn_unused_result));
 void db_pool_close(void);
+/* For /metrics: the pool's connections, those taken, the threads waiting for one, and the
+ * statements (pool's or not) that ran out of statement_timeout since the start. */
+struct db_pool_stats {
+  int size, in_use, waiting;
+  unsigned long long timeouts;
+};
+void db_pool_stats(struct db_pool_stats *out);
 /* Takes a connection from the pool, connected and ready; ST_UNAVAILABLE when the database is
  * away. *out is set either way and must go back with db_release. */
 status db_acquire(db_conn **out) __attribute__((warn_unused_result));
@@ -68,9 +75,13 @@ struct db_identity {
   int64_t actor; /* 0: none */
   const char *role;
 };
-/* BEGIN (REPEATABLE READ READ ONLY when read_only: one snapshot) with the identity set for this
- * transaction only, sent with the transaction's first statement (who's strings must live until
- * then). */
+/* Access modes of db_begin_as. */
+enum { DB_READ_WRITE = 0, DB_READ_ONLY = 1, DB_ONE_READ = 2 };
+/* BEGIN (REPEATABLE READ READ ONLY for DB_READ_ONLY: one snapshot) with the identity set for
+ * this transaction only, sent with the transaction's first statement (who's strings must live
+ * until then). DB_ONE_READ, for a read of one statement: no BEGIN and no COMMIT, the identity and
+ * the statement go in one implicit transaction (one Sync); a further statement would begin a
+ * read-only transaction of its own, identity included. */
 status db_begin_as(db_conn *c, const struct db_identity *who, int read_only) __attribute__((warn_unused_result));
 status db_commit(db_conn *c) __attribute__((warn_unused_result));
 void db_rollback(db_conn *c);

@@ -3,6 +3,13 @@
 #include "escalation.h"
 
 #include <stdlib.h>
+#include <time.h>
+
+/* Turns recorded by one statement at most, and how long a run may go on taking more: a first
+ * run over a large ledger records its backlog in slices, the worker coming back a second later
+ * ({"more": true}) rather than running into the statement budget. */
+#define BATCH "2000"
+#define RUN_MS 3000
 
 /* One statement: the open rectifications past their deadline with their level now; the records
  * that no longer hold go, the new ones come with their audit events ($1: the request id). */
@@ -13,7 +20,9 @@ static const char *SQL_RECORD =
     "   WHERE n.id = e.rectification_id AND (e.level = 'yellow' OR n.escalation = 'red')) RETURNING 1),"
     " fresh AS (INSERT INTO rectification_escalations (rectification_id, level)"
     "   SELECT n.id, l.level FROM now_late n, unnest(CASE n.escalation WHEN 'red' THEN '{yellow,red}'::text[]"
-    "   ELSE '{yellow}' END) l(level) ON CONFLICT DO NOTHING RETURNING rectification_id, level),"
+    "   ELSE '{yellow}' END) l(level) WHERE NOT EXISTS (SELECT 1 FROM rectification_escalations e"
+    "   WHERE e.rectification_id = n.id AND e.level = l.level) ORDER BY n.id, l.level DESC LIMIT " BATCH
+    "   ON CONFLICT DO NOTHING RETURNING rectification_id, level),"
     " told AS (SELECT f.level, audit_append(NULL, CASE f.level WHEN 'yellow' THEN 'overdue' ELSE 'escalated' END,"
     "   'rectification', f.rectification_id, $1, NULL, NULL, jsonb_build_object('escalation', f.level,"
     "   'deadline', n.deadline, 'working_days_late', n.late, 'urge_count', n.urge_count),"
@@ -22,15 +31,30 @@ static const char *SQL_RECORD =
     " SELECT (SELECT count(*) FROM told WHERE level = 'yellow'), (SELECT count(*) FROM told WHERE level = 'red'),"
     "   (SELECT count(*) FROM gone)";
 
+static long long ms_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 status escalation_job(struct call *c, json_t **result) {
   const char *params[] = {c->request_id};
-  PGresult *r;
-  status s = db_row(c->db, &r, SQL_RECORD, 1, params);
-  if (s != ST_OK)
-    return s;
-  *result = json_pack("{s:I, s:I, s:I}", "overdue", (json_int_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10),
-                      "escalated", (json_int_t)strtoll(PQgetvalue(r, 0, 1), NULL, 10), "cleared",
-                      (json_int_t)strtoll(PQgetvalue(r, 0, 2), NULL, 10));
-  PQclear(r);
+  json_int_t overdue = 0, escalated = 0, cleared = 0, batch = strtoll(BATCH, NULL, 10);
+  long long start = ms_now();
+  int more;
+  do {
+    PGresult *r;
+    status s = db_row(c->db, &r, SQL_RECORD, 1, params);
+    if (s != ST_OK)
+      return s;
+    json_int_t o = strtoll(PQgetvalue(r, 0, 0), NULL, 10), e = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    overdue += o;
+    escalated += e;
+    cleared += strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    PQclear(r);
+    more = o + e == batch;
+  } while (more && ms_now() - start < RUN_MS);
+  *result = json_pack("{s:I, s:I, s:I, s:b}", "overdue", overdue, "escalated", escalated, "cleared", cleared,
+                      "more", more);
   return ST_OK;
 }

@@ -20,9 +20,12 @@
 #include "auth_cache.h"
 #include "conn.h"
 #include "idempotency.h"
+#include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "upload.h"
 #include "problem.h"
+#include "throttle.h"
 #include "validate.h"
 
 /* One request's state, shared by the callbacks of the chain through response->shared_data. */
@@ -34,6 +37,7 @@ struct ctx {
   char *path;
   long long started_us;
   long http_status;
+  const char *problem; /* the slug of the problem answered, NULL for none */
   int have_db;
 };
 
@@ -43,12 +47,21 @@ static long long now_us(void) {
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int route_index(const char *method, const char *path);
+
+/* The request is done (a download: all sent): its log line, its error line when the server
+ * failed it, and its count in /metrics. */
 static void ctx_free(void *p) {
   struct ctx *x = p;
   struct call *c = &x->call;
-  y_log_message(x->http_status >= 500 ? Y_LOG_LEVEL_WARNING : Y_LOG_LEVEL_INFO,
-                "%s %s %ld %.1fms request_id=%s", x->method, x->path ? x->path : "-", x->http_status,
-                (double)(now_us() - x->started_us) / 1000.0, x->request_id);
+  long long us = now_us() - x->started_us;
+  int route = c->route ? (int)(c->route - ROUTES) : route_index(x->method, x->path ? x->path : "/");
+  struct log_request lr = {x->request_id, x->method, route >= 0 ? ROUTES[route].path : NULL,
+                           x->path ? x->path : "-", x->http_status, (double)us / 1000.0, c->who.user_id};
+  log_request(&lr);
+  if (x->http_status >= 500 && x->problem)
+    log_request_error(&lr, x->problem, c->detail[0] ? c->detail : problem_of(ST_INTERNAL)->title);
+  metrics_request(route, x->http_status, us);
   if (x->have_db)
     db_release(c->db);
   json_decref(c->body);
@@ -89,6 +102,7 @@ static void send_problem(struct _u_response *resp, struct ctx *x, status s) {
                                                     : t->title;
   json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", t->title, "status",
                         t->http, "detail", detail, "request_id", x->request_id);
+  x->problem = t->slug;
   if (x->path)
     json_object_set_new(p, "instance", json_string(x->path));
   if (json_array_size(c->errors)) {
@@ -131,6 +145,8 @@ static void set_link(struct _u_response *resp, const struct _u_request *req, con
 
 static atomic_long streams_open;
 
+long http_streams_open(void) { return atomic_load(&streams_open); }
+
 struct stream {
   long (*read)(void *data, uint64_t offset, char *out, size_t max);
   void (*free)(void *data);
@@ -166,9 +182,15 @@ static status stream_start(struct _u_response *resp, struct call *c) {
   return ST_OK;
 }
 
+/* The public view's pages may be kept by any cache for a minute (the ETag then says whether
+ * they changed); its refusals by none. */
+#define PUBLIC_VIEW_CACHE "public, max-age=60"
+
 static void respond(const struct _u_request *req, struct _u_response *resp, struct ctx *x, status s) {
   struct call *c = &x->call;
   const struct route *rt = c->route;
+  if (rt && (rt->flags & R_PUBLIC_VIEW))
+    u_map_put(resp->map_header, "Cache-Control", s == ST_OK ? PUBLIC_VIEW_CACHE : "no-store");
   if (s != ST_OK) {
     send_problem(resp, x, s);
     return;
@@ -191,6 +213,10 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
     x->http_status = 200;
     ulfius_set_binary_body_response(resp, 200, c->raw, c->raw_len);
     u_map_put(resp->map_header, "Content-Type", c->raw_type);
+    if (rt && (rt->flags & R_PAGE))
+      u_map_put(resp->map_header, "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none';"
+                " base-uri 'none'; frame-ancestors 'none'");
     return;
   }
   if (c->etag && !c->etag_text[0])
@@ -234,6 +260,12 @@ static void request_id_of(const struct _u_request *req, char *out, size_t size) 
     snprintf(out + 2 * i, size - 2 * i, "%02x", raw[i]);
 }
 
+/* The callback that answers a request returns this: the thread's messages no longer name it. */
+static int done(void) {
+  log_set_request(NULL);
+  return U_CALLBACK_COMPLETE;
+}
+
 static int on_prepare(const struct _u_request *req, struct _u_response *resp, void *cls) {
   const struct config *cfg = cls;
   struct ctx *x = calloc(1, sizeof *x);
@@ -244,8 +276,10 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
   x->http_status = 200;
   snprintf(x->method, sizeof x->method, "%s", req->http_verb);
   x->path = strdup(req->url_path ? req->url_path : "/");
+  x->call.path = x->path;
   request_id_of(req, x->request_id, sizeof x->request_id);
   x->call.request_id = x->request_id;
+  log_set_request(x->request_id); /* until the callback that answers returns (done) */
   char peer[INET_ADDRSTRLEN] = "";
   const struct sockaddr_in *sa = (const struct sockaddr_in *)req->client_address;
   if (sa && sa->sin_family == AF_INET)
@@ -275,14 +309,14 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
     }
     u_map_put(resp->map_header, "Allow", "GET, POST, PATCH, DELETE, OPTIONS");
     set_body(resp, x, 204, NULL, NULL);
-    return U_CALLBACK_COMPLETE;
+    return done();
   }
   const char *length = u_map_get_case(req->map_header, "Content-Length");
   if (!upload_current() && (req->binary_body_length > (size_t)cfg->body_limit ||
                             (length && strtoull(length, NULL, 10) > (unsigned long long)cfg->body_limit))) {
     fail(&x->call, ST_TOO_LARGE, "the body is larger than %ld bytes", cfg->body_limit);
     send_problem(resp, x, ST_TOO_LARGE);
-    return U_CALLBACK_COMPLETE;
+    return done();
   }
   return U_CALLBACK_CONTINUE;
 }
@@ -328,7 +362,7 @@ static int on_auth(const struct _u_request *req, struct _u_response *resp, void 
   if (s == ST_UNAUTHORIZED)
     u_map_put(resp->map_header, "WWW-Authenticate", "Bearer realm=\"ducha\"");
   send_problem(resp, x, s);
-  return U_CALLBACK_COMPLETE;
+  return done();
 }
 
 /* ---- PRIORITY_APP: the route table ------------------------------------------------------------ */
@@ -394,7 +428,10 @@ static status read_request(const struct _u_request *req, struct ctx *x, const st
 static status run(const struct _u_request *req, struct _u_response *resp, struct ctx *x,
                   const struct route *rt, int *replayed) {
   struct call *c = &x->call;
-  int in_tx = !(rt->flags & R_OWN_TX), read_only = !strcmp(rt->method, "GET");
+  int in_tx = !(rt->flags & R_OWN_TX);
+  int read_only = strcmp(rt->method, "GET") ? DB_READ_WRITE
+                  : (rt->flags & R_ONE_STATEMENT) ? DB_ONE_READ
+                                                   : DB_READ_ONLY;
   const char *key = u_map_get_case(req->map_header, "Idempotency-Key");
   struct idem idem = {0};
   status s;
@@ -451,6 +488,18 @@ static int literal_route(const char *method, const char *path) {
   return 0;
 }
 
+/* DUCHA_PUBLIC_RATE_LIMIT: the public view's callers, counted per client address (NULL: no limit). */
+static struct throttle *public_callers;
+
+static status public_view_admit(struct call *c) {
+  long wait = public_callers ? throttle_take(public_callers, c->client_address, now_us()) : 0;
+  if (wait <= 0)
+    return ST_OK;
+  c->retry_after = wait;
+  return fail(c, ST_TOO_MANY, "more than %ld requests a minute from %s; try again in %ld seconds",
+              c->cfg->public_rate_limit, c->client_address, wait);
+}
+
 static int on_route(const struct _u_request *req, struct _u_response *resp, void *cls) {
   const struct route *rt = cls;
   struct ctx *x = resp->shared_data;
@@ -468,13 +517,15 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
     s = fail(c, ST_FORBIDDEN, "the %s role may not %s %s", c->who.role, rt->method, rt->path);
   else if (!(rt->flags & R_PUBLIC) && c->who.must_change_password && !(rt->flags & R_BEFORE_PASSWORD_CHANGE))
     s = fail(c, ST_PASSWORD_CHANGE, "an administrator reset your password: change it with POST /api/v1/me/password");
+  else if (rt->flags & R_PUBLIC_VIEW)
+    s = public_view_admit(c);
   if (s == ST_OK)
     s = read_request(req, x, rt);
   if (s == ST_OK)
     s = run(req, resp, x, rt, &replayed);
   if (!replayed)
     respond(req, resp, x, s);
-  return U_CALLBACK_COMPLETE;
+  return done();
 }
 
 /* ---- PRIORITY_FALLBACK: 404 and 405 ------------------------------------------------------------ */
@@ -490,6 +541,21 @@ static int path_matches(const char *tmpl, const char *path) {
     tmpl += tl, path += pl;
   }
   return !*tmpl && (!*path || !strcmp(path, "/"));
+}
+
+/* The index in ROUTES of the operation a request addressed (method and path; a literal segment
+ * before a parameter, as Ulfius matches), -1 for none. */
+static int route_index(const char *method, const char *path) {
+  int best = -1, best_params = 0;
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    if (!strcmp(ROUTES[i].method, method) && path_matches(ROUTES[i].path, path)) {
+      int params = 0;
+      for (const char *p = ROUTES[i].path; (p = strchr(p, '{')); p++)
+        params++;
+      if (best < 0 || params < best_params)
+        best = i, best_params = params;
+    }
+  return best;
 }
 
 static int on_fallback(const struct _u_request *req, struct _u_response *resp, void *cls) {
@@ -508,7 +574,7 @@ static int on_fallback(const struct _u_request *req, struct _u_response *resp, v
     fail(&x->call, ST_NOT_FOUND, "there is nothing at this address");
     send_problem(resp, x, ST_NOT_FOUND);
   }
-  return U_CALLBACK_COMPLETE;
+  return done();
 }
 
 /* ---- start and stop ---------------------------------------------------------------------------- */
@@ -580,6 +646,9 @@ static void drain(struct _u_instance *inst, const struct config *cfg) {
                   cfg->drain_timeout);
 }
 
+/* Client addresses the public view's rate limit remembers at once (about 1.6 MB). */
+#define PUBLIC_CALLERS_MAX 16384
+
 int http_serve(const struct config *cfg) {
   struct _u_instance inst;
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
@@ -589,6 +658,8 @@ int http_serve(const struct config *cfg) {
     y_log_message(Y_LOG_LEVEL_ERROR, "DUCHA_LISTEN host %s is not an IPv4 address", cfg->listen_host);
     return 2;
   }
+  if (cfg->public_rate_limit > 0 && !(public_callers = throttle_new(cfg->public_rate_limit, PUBLIC_CALLERS_MAX)))
+    return 1;
   if (ulfius_init_instance(&inst, cfg->listen_port, &addr, NULL) != U_OK)
     return 1;
   inst.max_post_body_size = (size_t)cfg->body_limit + 1; /* truncated past this: answered 413 */
@@ -642,6 +713,8 @@ int http_serve(const struct config *cfg) {
   rc = 0;
 out:
   ulfius_clean_instance(&inst);
+  throttle_free(public_callers);
+  public_callers = NULL;
   for (int i = 0; i < ROUTE_COUNT; i++)
     free(formats[i]);
   free(formats);

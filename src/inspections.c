@@ -4,14 +4,18 @@
  *
  * Where its rules live: start, submit and reopen, lock_for and the functions below (a submission
  * needs a deadline on every measure and makes the findings final, inspection_editable, which
- * items.c, problems.c and rectifications.c call before any change; what was worked on cannot be
- * deleted once reopened, rectifications_untouched in rectifications.c); closing by itself when its
- * last measure closes, and going back to submitted on a revocation, rectification_actions.c; who
- * reads it, the target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010;
- * many at once for a batch, inspection_create_many. */
+ * items.c, problems.c and rectifications.c call before any change but to what the public view
+ * shows of a problem or measure, public_fields_only; what was worked on cannot be deleted once
+ * reopened, rectifications_untouched in rectifications.c); closing by itself when its last measure
+ * closes, and going back to submitted on a revocation, rectification_actions.c; who reads it, the
+ * target's subtree (FILTER_I, ducha_in_scope); the form's ETag, migrations/0010, and its
+ * carried-over measures (SQL_FORM), migrations/0015; many at once for a batch,
+ * inspection_create_many; published (公示), set_published, and what the public sees of it,
+ * public.c and migrations/0017. */
 #include "audit.h"
 #include "resources.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const STATUSES[] = {"draft", "in_progress", "submitted", "closed", NULL};
@@ -200,7 +204,8 @@ static const struct field REASON[] = {
 };
 
 /* Locks the inspection, checks If-Match (optional here), that it is in state from (or, when
- * given, or_from) and that the body holds fields and no others; *state receives the state. */
+ * given, or_from; any state without from) and that the body holds fields and no others; *state
+ * receives the state. */
 static status lock_for(struct call *c, const char *action, const char *from, const char *or_from,
                        const struct field *fields, char state[16]) {
   status s = resource_lock(c, &INSPECTIONS);
@@ -208,7 +213,7 @@ static status lock_for(struct call *c, const char *action, const char *from, con
     s = state_of(c, SQL_STATE, c->id, state, 16);
   if (s != ST_OK)
     return s;
-  if (strcmp(state, from) && (!or_from || strcmp(state, or_from)))
+  if (from && strcmp(state, from) && (!or_from || strcmp(state, or_from)))
     return bad_transition(c, action, state);
   if (validate_body(c->body, fields, 1, c->errors))
     return fail(c, ST_INVALID, fields[0].name ? "see errors" : "this action takes no fields");
@@ -306,6 +311,45 @@ status inspection_reopen(struct call *c) {
   return transitioned(c, "reopen", state);
 }
 
+/* ---- 公示: publishing, for the public view (public.c) --------------------------------------------- */
+
+/* Published or not ($2), with the moment; the public view shows it while it is submitted or
+ * closed (migrations/0017), so a reopen hides it until it is submitted again. */
+static const char *SQL_PUBLISH =
+    "UPDATE inspections SET published = $2::boolean, published_at = CASE WHEN $2::boolean THEN now() END,"
+    " updated_at = now(), version = version + 1 WHERE id = $1 AND published <> $2::boolean";
+
+/* Publishes (on) a submitted or closed inspection, or withdraws (!on) a published one in any
+ * state; ST_CONFLICT when it is so already. Audited as publish / unpublish. */
+static status set_published(struct call *c, int on) {
+  const char *action = on ? "publish" : "unpublish";
+  char state[16];
+  status s = on ? lock_for(c, action, "submitted", "closed", NO_FIELDS, state)
+                : lock_for(c, action, NULL, NULL, NO_FIELDS, state);
+  if (s != ST_OK)
+    return s;
+  struct num n = num(c->id);
+  const char *params[] = {n.s, on ? "true" : "false"};
+  PGresult *r;
+  if ((s = db_exec(c->db, &r, SQL_PUBLISH, 2, params)) != ST_OK)
+    return resource_db_failure(c, s);
+  int changed = atoi(PQcmdTuples(r));
+  PQclear(r);
+  if (!changed)
+    return fail(c, ST_CONFLICT, on ? "the inspection is published already" : "the inspection is not published");
+  if ((s = resource_load(c, &INSPECTIONS, c->id)) != ST_OK)
+    return s;
+  json_t *before = json_pack("{s:b}", "published", !on);
+  json_t *after = json_pack("{s:b, s:O}", "published", on, "published_at", json_object_get(c->result, "published_at"));
+  s = audit_write(c, action, "inspection", c->id, before, after);
+  json_decref(before);
+  json_decref(after);
+  return s;
+}
+
+status inspection_publish(struct call *c) { return set_published(c, 1); }
+status inspection_unpublish(struct call *c) { return set_published(c, 0); }
+
 /* ---- a batch's inspections, many units at once ----------------------------------------------- */
 
 static const struct field MANY[] = {
@@ -392,9 +436,34 @@ status inspection_create_many(struct call *c) {
   return ST_OK;
 }
 
-/* The seed's seven columns, one row per item, in one query. */
+/* A measure as the form shows it: r with its responsible unit rd (the members of an object). */
+#define FORM_RECTIFICATION                                                                     \
+  "'id', r.id, 'ordinal', r.ordinal, 'measure', r.measure,"                                   \
+  " 'responsible_department', json_build_object('id', rd.id, 'name', rd.name),"               \
+  " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status)"
+
+/* The seed's seven columns, one row per item, in one query; beside each row's problems, the open
+ * measures of the unit's earlier inspections for the same task (carried_over, 上轮问题复查):
+ * earlier is an earlier date, or the same date and a lower id, of an inspection whose findings
+ * were submitted (a draft's are not findings yet); the same task is the same lineage
+ * across checklist versions (migrations/0015). They are the rows themselves, each with its own
+ * inspection and problem, and a department user sees those it may read (rectification_readers).
+ * Found for the whole form at once (carried), from the unit's inspections before this one. */
 static const char *SQL_FORM =
-    "SELECT json_build_object("
+    "WITH carried AS (SELECT it.id AS item_id, json_agg(json_build_object(" FORM_RECTIFICATION ","
+    "   'inspection', json_build_object('id', e.id, 'inspected_on', e.inspected_on, 'title', e.title),"
+    "   'problem', json_build_object('id', p.id, 'ordinal', p.ordinal, 'description', p.description))"
+    "   ORDER BY e.inspected_on, e.id, p.ordinal, r.ordinal) AS entries"
+    " FROM inspections i JOIN items it ON it.inspection_id = i.id JOIN tasks t ON t.id = it.task_id"
+    " JOIN inspections e ON e.target_department_id = i.target_department_id"
+    "   AND (e.inspected_on, e.id) < (i.inspected_on, i.id) AND e.submitted_at IS NOT NULL"
+    " JOIN items ei ON ei.inspection_id = e.id JOIN tasks et ON et.id = ei.task_id AND et.lineage_id = t.lineage_id"
+    " JOIN problems p ON p.item_id = ei.id"
+    " JOIN rectifications r ON r.problem_id = p.id AND r.status <> 'closed'"
+    " JOIN departments rd ON rd.id = r.responsible_department_id"
+    " WHERE i.id = $1 AND EXISTS (SELECT FROM ducha_rectification_readers(r.id))"
+    " GROUP BY it.id)"
+    " SELECT json_build_object("
     " 'inspection', json_build_object('id', i.id, 'title', i.title,"
     "   'target_department', json_build_object('id', d.id, 'name', d.name),"
     "   'inspected_on', i.inspected_on, 'status', i.status),"
@@ -406,14 +475,13 @@ static const char *SQL_FORM =
     "      WHERE m.item_id = it.id), '[]'),"
     "   'problems', coalesce((SELECT json_agg(json_build_object('id', p.id, 'ordinal', p.ordinal,"
     "      'description', p.description,"
-    "      'rectifications', coalesce((SELECT json_agg(json_build_object('id', r.id, 'ordinal', r.ordinal,"
-    "         'measure', r.measure,"
-    "         'responsible_department', json_build_object('id', rd.id, 'name', rd.name),"
-    "         'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status))"
+    "      'rectifications', coalesce((SELECT json_agg(json_build_object(" FORM_RECTIFICATION ")"
     "         ORDER BY r.ordinal) FROM rectifications r JOIN departments rd ON rd.id = r.responsible_department_id"
     "         WHERE r.problem_id = p.id), '[]'))"
-    "      ORDER BY p.ordinal) FROM problems p WHERE p.item_id = it.id), '[]'))"
-    "   ORDER BY it.seq) FROM items it JOIN tasks t ON t.id = it.task_id WHERE it.inspection_id = i.id), '[]'))"
+    "      ORDER BY p.ordinal) FROM problems p WHERE p.item_id = it.id), '[]'),"
+    "   'carried_over', coalesce(co.entries, '[]'))"
+    "   ORDER BY it.seq) FROM items it JOIN tasks t ON t.id = it.task_id LEFT JOIN carried co ON co.item_id = it.id"
+    "   WHERE it.inspection_id = i.id), '[]'))"
     " FROM inspections i JOIN departments d ON d.id = i.target_department_id"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
@@ -425,6 +493,8 @@ static const char *SQL_FORM_ETAG =
     " FROM inspections i LEFT JOIN form_versions f ON f.inspection_id = i.id"
     " JOIN name_versions n ON n.catalogue = 'departments'"
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
+
+status inspection_form(struct call *c) { return resource_tagged(c, "inspection", SQL_FORM_ETAG, "f", SQL_FORM); }
 
 status inspection_form_tag(struct call *c, int64_t id, char *tag, size_t size) {
   struct num n = num(id);
@@ -439,21 +509,7 @@ status inspection_form_read(struct call *c, int64_t id, json_t **form) {
   status s = resource_row(c, "inspection", &r, SQL_FORM, 1, params);
   if (s != ST_OK)
     return s;
-  if (form)
-    s = (*form = json_loads(PQgetvalue(r, 0, 0), 0, NULL)) ? ST_OK : fail(c, ST_INTERNAL, "the form cannot be read");
-  else
-    s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+  s = (*form = json_loads(PQgetvalue(r, 0, 0), 0, NULL)) ? ST_OK : fail(c, ST_INTERNAL, "the form cannot be read");
   PQclear(r);
   return s;
-}
-
-status inspection_form(struct call *c) {
-  char tag[64];
-  status s = inspection_form_tag(c, c->id, tag, sizeof tag);
-  if (s != ST_OK)
-    return s;
-  snprintf(c->etag_text, sizeof c->etag_text, "\"f%s\"", tag);
-  if (call_not_modified(c))
-    return ST_OK; /* 304: the client's copy is current */
-  return inspection_form_read(c, c->id, NULL);
 }

@@ -11,6 +11,8 @@
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "resources.h"
 #include "worker.h"
@@ -35,16 +37,6 @@ static void usage(FILE *out) {
   config_usage(out);
 }
 
-static int log_level(const char *name) {
-  if (!strcmp(name, "error"))
-    return Y_LOG_LEVEL_ERROR;
-  if (!strcmp(name, "warning"))
-    return Y_LOG_LEVEL_WARNING;
-  if (!strcmp(name, "debug"))
-    return Y_LOG_LEVEL_DEBUG;
-  return Y_LOG_LEVEL_INFO;
-}
-
 static int serve(const struct config *cfg) {
   char path[1024];
   sigset_t set;
@@ -56,8 +48,18 @@ static int serve(const struct config *cfg) {
   config_resolve_path(cfg->openapi_file, path, sizeof path);
   if (openapi_load(path))
     y_log_message(Y_LOG_LEVEL_WARNING, "cannot read %s; /openapi.yaml will answer 404", path);
+  config_resolve_path(cfg->docs_dir, path, sizeof path);
+  if (docs_load(path))
+    y_log_message(Y_LOG_LEVEL_WARNING, "cannot read Swagger UI in %s (DUCHA_DOCS_DIR); /docs will answer 404", path);
   if (db_pool_init(cfg, (int)cfg->threads + 1)) {
     y_log_message(Y_LOG_LEVEL_ERROR, "out of memory");
+    return 1;
+  }
+  if (metrics_init() || metrics_start(cfg)) {
+    metrics_stop();
+    db_pool_close();
+    openapi_unload();
+    docs_unload();
     return 1;
   }
   auth_cache_init(cfg->token_cache_seconds * 1000);
@@ -65,9 +67,11 @@ static int serve(const struct config *cfg) {
     y_log_message(Y_LOG_LEVEL_ERROR, "worker: cannot start; background jobs will not run here");
   int rc = http_serve(cfg);
   worker_stop();
+  metrics_stop();
   auth_cache_free();
   db_pool_close();
   openapi_unload();
+  docs_unload();
   y_log_message(Y_LOG_LEVEL_INFO, "stopped");
   return rc;
 }
@@ -114,9 +118,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (!strcmp(cmd, "serve")) {
-    y_init_logs("ducha", Y_LOG_MODE_CONSOLE, (unsigned long)log_level(cfg.log_level), NULL, "starting");
+    log_open(&cfg);
     rc = serve(&cfg);
-    y_close_logs();
+    log_close();
   } else {
     char app_role[128] = "";
     if (!strcmp(cmd, "migrate") && cfg.migration_database_url[0]) {

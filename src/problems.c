@@ -6,11 +6,13 @@
 static const struct field CREATE[] = {
   {"description", F_TEXT, FIELD_REQUIRED, 1, 2000, NULL, 0},
   {"ordinal", F_INT, 0, 1, 10000, NULL, 0},
+  PUBLIC_FIELDS,
   {0},
 };
 static const struct field PATCH[] = {
   {"description", F_TEXT, 0, 1, 2000, NULL, 0},
   {"ordinal", F_INT, 0, 1, 10000, NULL, 0},
+  PUBLIC_FIELDS,
   {0},
 };
 
@@ -24,7 +26,7 @@ static const struct ordinal_sql ORDINALS = {
 
 #define JSON_OF_P                                                                              \
   "json_build_object('id', p.id, 'item_id', p.item_id, 'inspection_id', it.inspection_id,"    \
-  " 'ordinal', p.ordinal, 'description', p.description,"                                       \
+  " 'ordinal', p.ordinal, 'description', p.description, 'public', p.public, 'public_text', p.public_text," \
   " 'rectification_count', (SELECT count(*) FROM rectifications r WHERE r.problem_id = p.id)," \
   " 'created_at', p.created_at, 'updated_at', p.updated_at)"
 #define FROM_P " FROM problems p JOIN items it ON it.id = p.item_id"
@@ -37,7 +39,10 @@ static status before_create(struct call *c) {
                     : s;
 }
 
+/* What the public view shows of it (公示) stays editable once the findings are final. */
 static status before_change(struct call *c, int deleting) {
+  if (!deleting && public_fields_only(c->body))
+    return ST_OK;
   status s = inspection_editable(c,
                                  "SELECT i.status FROM problems p JOIN items it ON it.id = p.item_id"
                                  " JOIN inspections i ON i.id = it.inspection_id WHERE p.id = $1 FOR SHARE OF i",
@@ -57,11 +62,12 @@ const struct resource PROBLEMS = {
   /* The item first, as a create does: siblings are renumbered under its lock. */
   .sql_lock = "WITH parent AS (SELECT id FROM items WHERE id = (SELECT item_id FROM problems WHERE id = $1) FOR UPDATE)"
               " SELECT p.version FROM problems p, parent WHERE p.id = $1 FOR UPDATE OF p",
-  .sql_insert = "INSERT INTO problems (item_id, ordinal, description, created_by)"
-                " SELECT $1::bigint, (b->>'ordinal')::int, b->>'description', $3::bigint"
+  .sql_insert = "INSERT INTO problems (item_id, ordinal, description, public, public_text, created_by)"
+                " SELECT $1::bigint, (b->>'ordinal')::int, b->>'description', " PUBLIC_INSERT ", $3::bigint"
                 " FROM (SELECT $2::jsonb AS b) s RETURNING id",
   .sql_update = "UPDATE problems SET description = coalesce(b->>'description', description),"
-                " ordinal = coalesce((b->>'ordinal')::int, ordinal), updated_at = now(), version = version + 1"
+                " ordinal = coalesce((b->>'ordinal')::int, ordinal), " PUBLIC_UPDATE ","
+                " updated_at = now(), version = version + 1"
                 " FROM (SELECT $2::jsonb AS b) s WHERE id = $1",
   .sql_delete = "WITH d AS (DELETE FROM problems WHERE id = $1 RETURNING item_id, ordinal)"
                 " UPDATE problems p SET ordinal = p.ordinal - 1, version = p.version + 1, updated_at = now()"

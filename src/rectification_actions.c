@@ -16,7 +16,8 @@
  *   - what a change leaves behind without being asked: triggers — the deadline and unit history
  *     (rectifications_history, migrations/0003; an extension names itself through the settings
  *     ducha.deadline_kind and ducha.deadline_reason, set in extend), who may read the row
- *     (rectification_readers, migrations/0008), the form's ETag (migrations/0010);
+ *     (rectification_readers, migrations/0008), the form's ETag (migrations/0010; of the later
+ *     inspections that carry it over, 0015);
  *   - the audit event: act() below, one per action. */
 #include <string.h>
 

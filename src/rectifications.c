@@ -24,6 +24,7 @@ static const struct field CREATE[] = {
   {"responsible_department_id", F_ID, FIELD_REQUIRED, 0, 0, NULL, 0},
   {"deadline", F_DATE, FIELD_NULLABLE, 0, 0, NULL, 0},
   {"ordinal", F_INT, 0, 1, 10000, NULL, 0},
+  PUBLIC_FIELDS,
   {0},
 };
 static const struct field PATCH[] = {
@@ -31,6 +32,7 @@ static const struct field PATCH[] = {
   {"responsible_department_id", F_ID, 0, 0, 0, NULL, 0},
   {"deadline", F_DATE, FIELD_NULLABLE, 0, 0, NULL, 0},
   {"ordinal", F_INT, 0, 1, 10000, NULL, 0},
+  PUBLIC_FIELDS,
   {0},
 };
 
@@ -48,6 +50,7 @@ static const struct ordinal_sql ORDINALS = {
 #define JSON_OF_R                                                                              \
   "json_build_object('id', r.id, 'problem_id', r.problem_id, 'item_id', r.item_id,"           \
   " 'inspection_id', r.inspection_id, 'ordinal', r.ordinal, 'measure', r.measure,"            \
+  " 'public', r.public, 'public_text', r.public_text,"                                         \
   " 'responsible_department_id', r.responsible_department_id,"                                 \
   " 'responsible_department', " NAME_OF("departments", "name", "r.responsible_department_id") "," \
   " 'deadline', r.deadline, 'status', r.status, 'overdue', ducha_overdue(r.deadline, r.status),"   \
@@ -151,7 +154,10 @@ status rectifications_untouched(struct call *c, int of_problem, int64_t id) {
   return s;
 }
 
+/* What the public view shows of it (公示) stays editable once the findings are final. */
 static status before_change(struct call *c, int deleting) {
+  if (!deleting && public_fields_only(c->body))
+    return ST_OK;
   status s = inspection_editable(c,
                                  "SELECT i.status FROM rectification_rows r JOIN inspections i ON i.id = r.inspection_id"
                                  " WHERE r.id = $1 FOR SHARE OF i", c->id);
@@ -172,14 +178,15 @@ const struct resource RECTIFICATIONS = {
   .sql_lock = "WITH parent AS (SELECT id FROM problems WHERE id = (SELECT problem_id FROM rectifications WHERE id = $1)"
               " FOR UPDATE) SELECT r.version FROM rectifications r, parent WHERE r.id = $1 FOR UPDATE OF r",
   .sql_insert = "INSERT INTO rectifications (problem_id, ordinal, measure, responsible_department_id, deadline,"
-                "   created_by)"
+                "   public, public_text, created_by)"
                 " SELECT $1::bigint, (b->>'ordinal')::int, b->>'measure',"
-                "   (b->>'responsible_department_id')::bigint, (b->>'deadline')::date, $3::bigint"
+                "   (b->>'responsible_department_id')::bigint, (b->>'deadline')::date, " PUBLIC_INSERT ", $3::bigint"
                 " FROM (SELECT $2::jsonb AS b) s RETURNING id",
   .sql_update = "UPDATE rectifications SET measure = coalesce(b->>'measure', measure),"
                 " responsible_department_id = coalesce((b->>'responsible_department_id')::bigint, responsible_department_id),"
                 " deadline = CASE WHEN b ? 'deadline' THEN (b->>'deadline')::date ELSE deadline END,"
-                " ordinal = coalesce((b->>'ordinal')::int, ordinal), updated_at = now(), version = version + 1"
+                " ordinal = coalesce((b->>'ordinal')::int, ordinal), " PUBLIC_UPDATE ","
+                " updated_at = now(), version = version + 1"
                 " FROM (SELECT $2::jsonb AS b) s WHERE id = $1",
   .sql_delete = "WITH d AS (DELETE FROM rectifications WHERE id = $1 RETURNING problem_id, ordinal)"
                 " UPDATE rectifications r SET ordinal = r.ordinal - 1, version = r.version + 1, updated_at = now()"

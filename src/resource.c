@@ -110,6 +110,24 @@ status res_get(struct call *c) {
   return s;
 }
 
+status resource_tagged(struct call *c, const char *what, const char *sql_tag, const char *prefix, const char *sql_json) {
+  struct num n = num(c->id);
+  const char *params[] = {n.s};
+  char tag[64];
+  status s = resource_value(c, what, tag, sizeof tag, sql_tag, 1, params);
+  if (s != ST_OK)
+    return s;
+  snprintf(c->etag_text, sizeof c->etag_text, "\"%s%s\"", prefix, tag);
+  if (call_not_modified(c))
+    return ST_OK; /* 304: the client's copy is current */
+  PGresult *r;
+  if ((s = resource_row(c, what, &r, sql_json, 1, params)) != ST_OK)
+    return s;
+  s = resource_text(c, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+  PQclear(r);
+  return s;
+}
+
 status resource_text(struct call *c, const char *json, size_t len) {
   free(c->text);
   c->text = malloc(len + 1);

@@ -41,6 +41,11 @@ status resource_row(struct call *c, const char *what, PGresult **res, const char
 /* Loads the resource's representation into c->result and c->etag. */
 status resource_load(struct call *c, const struct resource *r, int64_t id);
 
+/* A read whose entity tag is known without reading it: sql_tag ($1 = c->id) gives the tag, sent
+ * as "<prefix><tag>"; when the client's copy is current that is all (304), else the one value of
+ * sql_json ($1 = c->id) is the body. ST_NOT_FOUND ("no such <what>") without a row. */
+status resource_tagged(struct call *c, const char *what, const char *sql_tag, const char *prefix, const char *sql_json);
+
 /* Sets the success body to len bytes of JSON text, copied. */
 status resource_text(struct call *c, const char *json, size_t len);
 

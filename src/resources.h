@@ -103,7 +103,25 @@ status checklist_create(struct call *c);
  * material_department_ids, source_truncated}]}; *id receives the new checklist's id. */
 status checklist_insert(db_conn *db, const json_t *checklist, int64_t *id) __attribute__((warn_unused_result));
 
+/* 公示 (public.c). What the public view shows of a problem or a measure: whether it is shown at
+ * all, and a public wording shown instead of its text; their fields, and their SQL for an insert
+ * and an update from the body b. */
+#define PUBLIC_FIELDS                                                                          \
+  {"public", F_BOOL, 0, 0, 0, NULL, 0}, {"public_text", F_TEXT, FIELD_NULLABLE, 1, 2000, NULL, 0}
+#define PUBLIC_INSERT "coalesce((b->>'public')::boolean, true), b->>'public_text'"
+#define PUBLIC_UPDATE                                                                          \
+  "public = coalesce((b->>'public')::boolean, public),"                                        \
+  " public_text = CASE WHEN b ? 'public_text' THEN b->>'public_text' ELSE public_text END"
+/* 1 when the body changes nothing but those: they stay editable once the findings are final. */
+int public_fields_only(const json_t *body);
+/* The public view: GET /public/inspections and /public/inspections/{id}, no token. */
+status public_inspection_list(struct call *c);
+status public_inspection_get(struct call *c);
+extern const struct qparam PUBLIC_FILTERS[];
+
 status inspection_start(struct call *c);
+status inspection_publish(struct call *c);
+status inspection_unpublish(struct call *c);
 status inspection_submit(struct call *c);
 status inspection_reopen(struct call *c);
 /* POST /batches/{id}/inspections: one inspection per unit of the batch, in one transaction. */
@@ -135,5 +153,11 @@ status openapi_document(struct call *c);
 /* Reads the contract served at /openapi.yaml; -1 when the file cannot be read. */
 int openapi_load(const char *path);
 void openapi_unload(void);
+/* The page /docs and its files (docs.c); docs_load reads Swagger UI's files from dir, -1 when
+ * they are not there (then /docs answers 404). */
+status docs_page(struct call *c);
+status docs_file(struct call *c);
+int docs_load(const char *dir);
+void docs_unload(void);
 
 #endif

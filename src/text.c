@@ -1,5 +1,7 @@
 #include "text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,30 @@ void text_add(struct text *t, const char *p, size_t n) {
 }
 
 void text_put(struct text *t, const char *p) { text_add(t, p, strlen(p)); }
+
+void text_printf(struct text *t, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n < sizeof buf) {
+    text_add(t, buf, (size_t)n);
+    return;
+  }
+  char *big = malloc((size_t)n + 1);
+  if (!big) {
+    t->failed = 1;
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  text_add(t, big, (size_t)n);
+  free(big);
+}
 
 char *text_take(struct text *t, size_t *len) {
   char *s = t->failed ? NULL : t->s;

@@ -14,6 +14,8 @@ struct text {
 void text_add(struct text *t, const char *p, size_t n);
 /* Appends a NUL-terminated string. */
 void text_put(struct text *t, const char *p);
+/* Appends printf-style. */
+void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the buffer over (caller frees it) and empties t; NULL when an allocation failed. */
 char *text_take(struct text *t, size_t *len);
 

@@ -3,7 +3,8 @@
  * Where its rules live:
  *   - which jobs exist, how often each runs: JOBS below, with their DUCHA_* settings (config.c);
  *   - once across replicas: the job's row is taken FOR UPDATE SKIP LOCKED and the job runs in
- *     that transaction; next_run_at moves on in it too (SQL_CLAIM, SQL_DONE);
+ *     that transaction; next_run_at moves on in it too (SQL_CLAIM, SQL_DONE), by the job's period,
+ *     or by a second when it says there is more to do ({"more": true});
  *   - failures: rolled back to a savepoint, logged, kept in the row (last_error, failures) and
  *     retried after 1, 2, 4 ... seconds, never later than the job's period (SQL_FAILED);
  *   - identity: every transaction runs as the system (scope all, no actor, role "system"), so
@@ -13,6 +14,7 @@
 #include "worker.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "checkpoint.h"
 #include "escalation.h"
 #include "idempotency.h"
+#include "log.h"
 
 struct job {
   const char *name;
@@ -37,6 +40,9 @@ static const struct job JOBS[] = {
   {"escalation", offsetof(struct config, escalation_every), escalation_job, 0},
 };
 #define NJOBS (sizeof JOBS / sizeof JOBS[0])
+
+/* Runs and failures of each job in this process, for /metrics. */
+static atomic_ullong job_runs[NJOBS], job_failures[NJOBS];
 
 static const char *SQL_CLAIM =
     "SELECT name FROM jobs WHERE name = ANY ($1::text[]) AND next_run_at <= now()"
@@ -139,23 +145,31 @@ static status run_claimed(db_conn *db, const struct job *j) {
   char request_id[64];
   snprintf(request_id, sizeof request_id, "job:%s", j->name);
   struct call c = {.cfg = cfg, .request_id = request_id, .db = db, .errors = json_array()};
+  log_set_request(request_id); /* its messages name the job */
   json_t *result = NULL;
   long started = now_ms();
   status s = db_exec(db, NULL, "SAVEPOINT job", 0, NULL);
   if (s == ST_OK)
     s = j->run(&c, &result);
-  struct num every = num(*(const long *)((const char *)cfg + j->every));
+  /* a job that left work for later ({"more": true}) runs again after a second */
+  struct num every = num(s == ST_OK && json_is_true(json_object_get(result, "more"))
+                             ? 1
+                             : *(const long *)((const char *)cfg + j->every));
   if (s == ST_OK) {
     char *text = json_dumps(result, JSON_COMPACT);
     const char *params[] = {j->name, every.s, W.id, text};
-    if ((s = db_exec(db, NULL, SQL_DONE, 4, params)) == ST_OK && (s = db_commit(db)) == ST_OK)
+    if ((s = db_exec(db, NULL, SQL_DONE, 4, params)) == ST_OK && (s = db_commit(db)) == ST_OK) {
+      atomic_fetch_add(&job_runs[j - JOBS], 1);
       y_log_message(Y_LOG_LEVEL_INFO, "job %s done in %ld ms: %s", j->name, now_ms() - started, text);
+    }
     free(text);
   }
   if (s != ST_OK) {
     char why[600];
     const struct db_error *e = db_last_error(db);
     snprintf(why, sizeof why, "%s%s%s", c.detail, c.detail[0] && e->message[0] ? ": " : "", e->message);
+    atomic_fetch_add(&job_runs[j - JOBS], 1);
+    atomic_fetch_add(&job_failures[j - JOBS], 1);
     y_log_message(Y_LOG_LEVEL_ERROR, "job %s failed after %ld ms: %s", j->name, now_ms() - started, why);
     const char *params[] = {j->name, every.s, W.id, why};
     PGTransactionStatusType open = PQtransactionStatus(db_pg(db));
@@ -166,6 +180,7 @@ static status run_claimed(db_conn *db, const struct job *j) {
             ? ST_INTERNAL
             : ST_UNAVAILABLE;
   }
+  log_set_request(NULL);
   json_decref(result);
   json_decref(c.result);
   json_decref(c.errors);
@@ -222,6 +237,13 @@ static void *loop(void *arg) {
   }
   db_close(db);
   return NULL;
+}
+
+size_t worker_job_stats(struct worker_job_stats *out, size_t max) {
+  size_t n = 0;
+  for (; n < NJOBS && n < max; n++)
+    out[n] = (struct worker_job_stats){JOBS[n].name, atomic_load(&job_runs[n]), atomic_load(&job_failures[n])};
+  return n;
 }
 
 int worker_start(const struct config *cfg) {

@@ -16,4 +16,12 @@ int worker_start(const struct config *cfg);
  * the thread is gone. */
 void worker_stop(void);
 
+/* For /metrics: each job's runs and failures in this process since the start (a failure is a run
+ * too); the number of jobs written into out. */
+struct worker_job_stats {
+  const char *name;
+  unsigned long long runs, failures;
+};
+size_t worker_job_stats(struct worker_job_stats *out, size_t max);
+
 #endif

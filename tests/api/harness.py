@@ -327,6 +327,8 @@ class Server:
             env = dict(os.environ)
             env.setdefault("DUCHA_SHUTDOWN_GRACE", "0")  # tests that drain set their own
             env.setdefault("DUCHA_JOBS", "none")  # background jobs run where a test asks (test_worker.py)
+            env.setdefault("DUCHA_METRICS_LISTEN", "off")  # test_metrics.py listens on a port of its own
+            env.setdefault("DUCHA_LOG_FORMAT", "text")  # the tests read the text log; test_logs.py the JSON one
             env.update(self.extra_env)
             env["DUCHA_LISTEN"] = "127.0.0.1:%d" % self.port
             if self.database_url:

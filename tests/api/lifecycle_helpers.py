@@ -33,9 +33,9 @@ ROLE_ACTIONS = {
     "viewer": set(),
 }
 
-RECT_KEYS = sorted(["id", "problem_id", "item_id", "inspection_id", "ordinal", "measure", "responsible_department_id",
-                    "responsible_department", "deadline", "status", "overdue", "working_days_left",
-                    "working_days_late", "calendar_complete", "escalation", "closed_on_time", "submitted_at",
+RECT_KEYS = sorted(["id", "problem_id", "item_id", "inspection_id", "ordinal", "measure", "public", "public_text",
+                    "responsible_department_id", "responsible_department", "deadline", "status", "overdue",
+                    "working_days_left", "working_days_late", "calendar_complete", "escalation", "closed_on_time", "submitted_at",
                     "submitted_by", "closed_at", "closed_by", "close_opinion", "urge_count", "last_urged_at",
                     "evidence_count", "problem", "item", "inspection", "target_department", "allowed_transitions",
                     "created_at", "updated_at"])

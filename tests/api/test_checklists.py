@@ -9,8 +9,8 @@ from harness import (API, UTC_DATETIME_RE, check, ctx, eq, expect_problem, expec
                      mk_dept, mk_inspection, qs, seed_checklist, seed_data, seed_dept_id, test, db_int, sql_str)
 
 CL_KEYS = ["code", "created_at", "id", "in_use", "task_count", "title", "version"]
-TASK_KEYS = ["checklist_id", "content", "id", "material_department_ids", "material_departments", "seq",
-             "source_truncated"]
+TASK_KEYS = ["carries_over_seq", "checklist_id", "content", "id", "material_department_ids", "material_departments",
+             "seq", "source_truncated"]
 
 
 def code():

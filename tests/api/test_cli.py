@@ -25,7 +25,8 @@ VARIABLES = [("DATABASE_URL", None), ("DUCHA_LISTEN", "127.0.0.1:8080"), ("DUCHA
              ("DUCHA_OPENAPI_FILE", "openapi.yaml"), ("DUCHA_PER_IP_CONNECTIONS", "64"),
              ("DUCHA_REQUEST_TIMEOUT", "10"), ("DUCHA_BODY_MIN_RATE", "1024"), ("DUCHA_MAX_STREAMS", "32"),
              ("DUCHA_SHUTDOWN_GRACE", "5"), ("DUCHA_DRAIN_TIMEOUT", "20"), ("DUCHA_PREPARED_STATEMENTS", "1"), ("DUCHA_REPORT_TIMEOUT", "10000"), ("DUCHA_TOKEN_CACHE_SECONDS", "5"),
-             ("DUCHA_AUDIT_KEY_FILE", None)]
+             ("DUCHA_AUDIT_KEY_FILE", None), ("DUCHA_METRICS_LISTEN", "127.0.0.1:9464"),
+             ("DUCHA_LOG_FORMAT", "auto")]
 
 
 def serve_with(env, timeout=10):
@@ -33,6 +34,7 @@ def serve_with(env, timeout=10):
     e = dict(os.environ)
     e["DUCHA_LISTEN"] = "127.0.0.1:%d" % free_port()
     e.setdefault("DUCHA_JOBS", "none")  # no background jobs in the shared database (test_worker.py runs them)
+    e.setdefault("DUCHA_METRICS_LISTEN", "off")  # servers of other test files may run at the same time
     for k, v in env.items():
         if v is None:
             e.pop(k, None)

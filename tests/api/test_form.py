@@ -10,8 +10,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, UTC_DATETIME_RE, check, ctx, day, db, eq, expect_problem, expect_status,  # noqa: E402
                      items_of, main, mk_dept, mk_inspection, mk_problem, mk_rect, test, Server, today)
 
-PROBLEM_KEYS = sorted(["id", "item_id", "inspection_id", "ordinal", "description", "rectification_count", "created_at",
-                       "updated_at"])
+PROBLEM_KEYS = sorted(["id", "item_id", "inspection_id", "ordinal", "description", "public", "public_text",
+                       "rectification_count", "created_at", "updated_at"])
 from lifecycle_helpers import RECT_KEYS  # noqa: E402  (the full representation, issue 4)
 
 # text that must come back exactly as sent: full-width punctuation, quotes, a character outside
@@ -112,7 +112,7 @@ def full_walk_through():
     for it, t in zip(items, tasks):
         expected_rows.append({"item_id": it["id"], "seq": t["seq"], "task": {"id": t["id"], "content": t["content"]},
                               "completion": "not_assessed", "material_departments": t["material_departments"],
-                              "problems": []})
+                              "problems": [], "carried_over": []})
     expected_rows[0]["completion"] = "completed"
     expected_rows[4]["completion"] = "not_completed"
     expected_rows[4]["problems"] = [
@@ -326,10 +326,12 @@ def problem_and_rectification_etags():
     r = ctx.admin.post(API + "/problems/%d/rectifications" % pid,
                        json={"measure": "m", "responsible_department_id": mk_dept()["id"]})
     expect_status(r, 201)
-    eq(r.etag, '"1"')
+    # a rectification's tag: its version, then what its derived fields depend on (the date, ...)
+    check(r.etag.startswith('"1.'), "a new rectification's ETag is version 1 and more: %s" % r.etag)
     eq(r.h("Location"), API + "/rectifications/%d" % r.json["id"])
     rid = r.json["id"]
     expect_problem(ctx.admin.delete(API + "/rectifications/%d" % rid), 428, "precondition-required")
+    expect_problem(ctx.admin.delete(API + "/rectifications/%d" % rid, if_match='"2"'), 412, "precondition-failed")
     expect_status(ctx.admin.delete(API + "/rectifications/%d" % rid, if_match='"1"'), 204)
     cur = ctx.admin.get(API + "/problems/%d" % pid).etag
     expect_problem(ctx.admin.delete(API + "/problems/%d" % pid, if_match='"999"'), 412, "precondition-failed")

@@ -245,6 +245,8 @@ def gone_after(v, role, s, resp):
 op("GET", "/healthz", victim=lambda s: {"path": "/healthz", "refs": []})
 op("GET", "/readyz", victim=lambda s: {"path": "/readyz", "refs": []})
 op("GET", "/openapi.yaml", victim=lambda s: {"path": "/openapi.yaml", "refs": []})
+op("GET", "/docs", victim=lambda s: {"path": "/docs", "refs": []})
+op("GET", "/docs/{file}", victim=lambda s: {"path": "/docs/ducha-docs.js", "refs": []})
 
 
 def v_login(s):
@@ -412,10 +414,14 @@ def v_insp_action(action, started):
     return make
 
 
-def status_is(want):
+def field_is(name, want):
     def chk(v, role, s, resp):
-        eq(resp.json["status"], want, "%s/%s: status after %s" % (role, s, resp.path))
+        eq(resp.json[name], want, "%s/%s: %s after %s" % (role, s, name, resp.path))
     return chk
+
+
+def status_is(want):
+    return field_is("status", want)
 
 
 op("PATCH", "/api/v1/inspections/{id}", scope="record", victim=v_insp(),
@@ -437,6 +443,37 @@ def v_reopen(s):
 
 op("POST", "/api/v1/inspections/{id}/reopen", scope="record", victim=v_reopen, destructive=True,
    body=lambda v, role: {"reason": "更正督察结论"}, check=status_is("in_progress"))
+
+
+def v_published(action):
+    """A submitted inspection (closed at once: no measures), published first for unpublish; the path of action."""
+    def make(s):
+        v = v_insp_action("submit", True)(s)
+        expect_status(ctx.admin.post(v["path"], json={}), 200, "submit")
+        base = v["path"].rsplit("/", 1)[0]
+        if action == "unpublish":
+            expect_status(ctx.admin.post(base + "/publish", json={}), 200, "publish")
+        v["path"] = base + "/" + action
+        return v
+    return make
+
+
+op("POST", "/api/v1/inspections/{id}/publish", scope="record", victim=v_published("publish"), destructive=True,
+   body=lambda v, role: {}, check=field_is("published", True))
+op("POST", "/api/v1/inspections/{id}/unpublish", scope="record", victim=v_published("unpublish"), destructive=True,
+   body=lambda v, role: {}, check=field_is("published", False))
+
+
+def v_public(s):
+    """A published inspection of the scope's unit: the public view shows it to everyone."""
+    v = v_published("unpublish")(s)
+    return {"path": API + "/public/inspections/%d" % v["id"], "id": v["id"], "refs": v["refs"]}
+
+
+op("GET", "/api/v1/public/inspections",
+   victim=lambda s: {"path": API + "/public/inspections?" + qs(target_department_id=dept(s)["id"]), "refs": []})
+op("GET", "/api/v1/public/inspections/{id}", victim=v_public,
+   check=lambda v, role, s, resp: eq(resp.json["id"], v["id"], "the published inspection"))
 op("GET", "/api/v1/inspections/{id}/form", scope="record",
    victim=lambda s: {"path": API + "/inspections/%d/form" % fx(s)["insp"], "refs": [("row", "inspections", fx(s)["insp"])]},
    check=lambda v, role, s, resp: eq(resp.json["inspection"]["id"], fx(s)["insp"], "form of"))

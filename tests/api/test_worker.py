@@ -8,6 +8,7 @@ are not disturbed: the servers of the other files run no jobs (harness: DUCHA_JO
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +69,17 @@ def postpone_all():
 
 def make_due(*names):
     db("UPDATE jobs SET next_run_at = now() WHERE name IN (%s)" % ",".join("'%s'" % n for n in names))
+
+
+def own_ports(srv):
+    """The local ports of srv's TCP connections (to PostgreSQL and any other), from ss."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
+    ports = set()
+    for line in out.splitlines():
+        if "pid=%d," % srv.proc.pid in line:
+            local = line.split()[2]
+            ports.add(int(local.rsplit(":", 1)[1]))
+    return sorted(ports)
 
 
 def wait_for(what, predicate, timeout=15.0):
@@ -143,8 +155,12 @@ def the_jobs_changes_are_audited_as_the_system():
         eq(ev["request_id"], "job:" + ("purge-idempotency-keys" if action == "purge" else "audit-checkpoint"),
            "%s: the request id names the job" % action)
     check('"deleted"' in job("purge-idempotency-keys")[4], "the row keeps what the run did")
+    # this replica's connections (other files' servers may run a worker in the same database)
+    ports = own_ports(srv)
+    check(ports, "the replica's database connections are found (ss)")
     eq(db("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ducha worker'"
-          " AND datname = current_database()"), "1", "the worker has a connection of its own, named")
+          " AND datname = current_database() AND client_port IN (%s)" % ",".join(map(str, ports))), "1",
+       "the worker has a connection of its own, named")
     eq(srv.stop(), 0, "exits 0")
 
 
