@@ -579,7 +579,8 @@ static void plan_measures(struct plan *p, json_t *report, const json_t *item, co
       else if (m)
         m->unit = name;
     }
-    qsort(list, (size_t)n, sizeof *list, measure_cmp);
+    if (n)
+      qsort(list, (size_t)n, sizeof *list, measure_cmp);
     for (int i = 0, a = 0, next = 0; i < n; i++) {
       if (list[i].a <= 0)
         continue;
