@@ -8,9 +8,11 @@
 #include "resources.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
+#include "imports.h"
 
 static const char *const KINDS[] = {"department", "group", NULL};
 
@@ -188,4 +190,308 @@ status department_merge(struct call *c) {
   PQclear(r);
   json_decref(before);
   return s;
+}
+
+/* ---- units by name, for imports ------------------------------------------------------------------ */
+
+struct unit {
+  int64_t id;    /* 0: added by an import, not yet written */
+  char *name;
+  int parent;    /* index of the parent, -1 at the top */
+  char kind[12];
+  long row;      /* the import's row that adds it; 0 for a unit that exists */
+};
+
+struct units {
+  struct unit *u;
+  int n, cap;
+  json_t *by_name; /* name -> [index ...] */
+};
+
+static const char *SQL_UNITS_ALL =
+    "SELECT id, name, coalesce(parent_id, 0), kind FROM departments WHERE merged_into_id IS NULL ORDER BY id";
+
+static int units_add(struct units *t, int64_t id, const char *name, int parent, const char *kind, long row) {
+  if (t->n == t->cap) {
+    int cap = t->cap ? 2 * t->cap : 256;
+    struct unit *u = realloc(t->u, (size_t)cap * sizeof *u);
+    if (!u)
+      return -1;
+    t->u = u;
+    t->cap = cap;
+  }
+  struct unit *u = &t->u[t->n];
+  *u = (struct unit){id, strdup(name), parent, "", row};
+  snprintf(u->kind, sizeof u->kind, "%s", kind);
+  json_t *same = json_object_get(t->by_name, name);
+  if (!same)
+    json_object_set_new(t->by_name, name, same = json_array());
+  if (!u->name || json_array_append_new(same, json_integer(t->n)))
+    return -1;
+  return t->n++;
+}
+
+void units_free(struct units *t) {
+  if (!t)
+    return;
+  for (int i = 0; i < t->n; i++)
+    free(t->u[i].name);
+  free(t->u);
+  json_decref(t->by_name);
+  free(t);
+}
+
+static int by_id(const void *key, const void *elem) {
+  int64_t id = *(const int64_t *)key, other = ((const struct unit *)elem)->id;
+  return id < other ? -1 : id > other;
+}
+
+status units_load(struct call *c, struct units **out) {
+  struct units *t = *out = calloc(1, sizeof *t);
+  PGresult *r;
+  if (!t || !(t->by_name = json_object()))
+    return fail(c, ST_INTERNAL, "out of memory");
+  status s = db_exec(c->db, &r, SQL_UNITS_ALL, 0, NULL);
+  if (s != ST_OK)
+    return resource_db_failure(c, s);
+  int64_t *parents = malloc(((size_t)PQntuples(r) + 1) * sizeof *parents);
+  for (int i = 0; i < PQntuples(r) && s == ST_OK && parents; i++) {
+    parents[i] = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    if (units_add(t, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1), -1, PQgetvalue(r, i, 3), 0) < 0)
+      s = fail(c, ST_INTERNAL, "out of memory");
+  }
+  for (int i = 0; i < t->n && parents; i++) { /* ids come in order: found by bisection */
+    const struct unit *p = parents[i] ? bsearch(&parents[i], t->u, (size_t)t->n, sizeof *t->u, by_id) : NULL;
+    t->u[i].parent = p ? (int)(p - t->u) : -1;
+  }
+  if (!parents)
+    s = fail(c, ST_INTERNAL, "out of memory");
+  free(parents);
+  PQclear(r);
+  return s;
+}
+
+/* The child of parent (-1: any unit; -2: a unit at the top) named name: its index, -1 when
+ * none, -2 when several. */
+static int child(const struct units *t, int parent, const char *name) {
+  size_t i;
+  json_t *v;
+  int found = -1;
+  json_array_foreach(json_object_get(t->by_name, name), i, v) {
+    int k = (int)json_integer_value(v);
+    if (parent == -1 || t->u[k].parent == (parent == -2 ? -1 : parent))
+      found = found == -1 ? k : -2;
+  }
+  return found;
+}
+
+/* The next segment of a path ("市财政局/办公室", also with the full-width ／), trimmed, cut out of
+ * *p in place and *p moved past it; NULL at the end. */
+static char *segment(char **p) {
+  if (!*p || !**p)
+    return NULL;
+  char *seg = *p, *slash = *p;
+  while (*slash && *slash != '/' && strncmp(slash, "／", 3))
+    slash++;
+  *p = !*slash ? slash : slash + (*slash == '/' ? 1 : 3);
+  *slash = '\0';
+  return import_trim(seg);
+}
+
+int units_find(const struct units *t, const char *path, char *why, size_t size) {
+  char *copy = strdup(path), *rest = copy, *seg;
+  int at = -1;
+  if (!copy)
+    return snprintf(why, size, "out of memory"), -1;
+  while ((seg = segment(&rest))) {
+    int found = child(t, at, seg), top;
+    if (found == -2 && at == -1 && (top = child(t, -2, seg)) >= 0)
+      found = top; /* a name used at the top and below: the one at the top */
+    if (found < 0) {
+      if (found == -1)
+        snprintf(why, size, "no unit is named %s%s%s", at >= 0 ? t->u[at].name : "", at >= 0 ? "/" : "", seg);
+      else
+        snprintf(why, size, "several units are named %s: give its path from the top, e.g. 上级单位/%s", seg, seg);
+      free(copy);
+      return found;
+    }
+    at = found;
+  }
+  free(copy);
+  if (at < 0)
+    snprintf(why, size, "no unit is named");
+  return at;
+}
+
+int64_t units_id(const struct units *t, int i) { return i >= 0 && i < t->n ? t->u[i].id : 0; }
+
+/* ---- POST /departments/import: 20-200 units at once -------------------------------------------------- */
+
+static const char *const L_NAME[] = {"名称", "单位名称", "部门名称", "单位", "name", NULL},
+                         *const L_PARENT[] = {"上级单位", "上级", "上级部门", "parent", NULL},
+                         *const L_KIND[] = {"类型", "kind", NULL};
+static const struct import_column UNIT_COLUMNS[] = {{L_NAME, 1}, {L_PARENT, 0}, {L_KIND, 0}};
+
+/* 部门 / department, 分组 / group; NULL when it is neither. */
+static const char *kind_of(const char *text) {
+  if (!*text)
+    return "";
+  if (!strcmp(text, "department") || !strcmp(text, "部门") || !strcmp(text, "单位"))
+    return "department";
+  if (!strcmp(text, "group") || !strcmp(text, "分组") || !strcmp(text, "组"))
+    return "group";
+  return NULL;
+}
+
+struct unit_row {
+  json_t *report;
+  char *name, *parent;
+  const char *kind;
+  int done;
+};
+
+/* 1 when a name in r's parent path is the name of a unit that a row still to be placed adds
+ * (pending: name -> rows): r waits for them, so that what a name means does not depend on the
+ * order of the rows. */
+static int waits(const struct unit_row *r, const json_t *pending) {
+  char *copy = strdup(r->parent), *rest = copy, *seg;
+  int wait = 0;
+  while (copy && !wait && (seg = segment(&rest)))
+    wait = json_integer_value(json_object_get(pending, seg)) > !strcmp(seg, r->name);
+  free(copy);
+  return wait;
+}
+
+/* Places a row whose parent is known (or it has none): the unit it names exists (its kind may
+ * change) or is added. 0 when its parent is not known yet: a later row may add it, or a row still
+ * to be placed may add a second unit of a name in its path (unless last: the rows left are
+ * placed with what there is). */
+static int place(struct units *t, struct unit_row *r, long row, json_t *kinds, const json_t *pending, int last) {
+  char why[300];
+  int parent = -1;
+  if (*r->parent && !last && waits(r, pending))
+    return 0;
+  if (*r->parent && (parent = units_find(t, r->parent, why, sizeof why)) < 0) {
+    if (parent == -1)
+      return 0;
+    import_error(r->report, L_PARENT[0], NULL, "%s", why);
+    return 1;
+  }
+  int at = child(t, parent == -1 ? -2 : parent, r->name);
+  const char *kind = *r->kind ? r->kind : "department";
+  if (at >= 0 && t->u[at].row) {
+    import_error(r->report, L_NAME[0], NULL, "row %ld names this unit already", t->u[at].row);
+  } else if (at >= 0 && *r->kind && strcmp(t->u[at].kind, kind)) {
+    char key[16];
+    snprintf(key, sizeof key, "%d", at);
+    import_change(r->report, "department", NULL, "updated", "kind", json_string(t->u[at].kind), json_string(kind));
+    json_object_set_new(kinds, key, json_string(kind)); /* applied after the additions */
+  } else if (at < 0) {
+    json_t *fields = json_pack("{s:s, s:s}", "name", r->name, "kind", kind);
+    json_t *errs = json_array();
+    if (validate_body(fields, DEPARTMENTS.create_fields, 1, errs)) {
+      import_error(r->report, L_NAME[0], NULL, "%s", json_string_value(json_object_get(json_array_get(errs, 0), "message")));
+    } else if (units_add(t, 0, r->name, parent, kind, row) >= 0) {
+      import_change(r->report, "department", NULL, "added", NULL, NULL,
+                    json_pack("{s:s, s:s?, s:s}", "name", r->name, "parent", parent >= 0 ? t->u[parent].name : NULL,
+                              "kind", kind));
+    }
+    json_decref(errs);
+    json_decref(fields);
+  }
+  return 1;
+}
+
+/* The units added, parents first, then the kinds changed; each its own audit event. */
+static status write_units(struct call *c, struct units *t, int first_new, json_t *kinds) {
+  status s = ST_OK;
+  for (int i = first_new; i < t->n && s == ST_OK; i++) {
+    struct unit *u = &t->u[i];
+    json_t *fields = json_pack("{s:s, s:s}", "name", u->name, "kind", u->kind);
+    if (u->parent >= 0)
+      json_object_set_new(fields, "parent_id", json_integer(t->u[u->parent].id));
+    if ((s = resource_insert(c, &DEPARTMENTS, 0, fields)) == ST_OK)
+      u->id = json_integer_value(json_object_get(c->result, "id"));
+    json_decref(fields);
+  }
+  const char *at;
+  json_t *kind;
+  json_object_foreach(kinds, at, kind) {
+    json_t *fields = json_pack("{s:O}", "kind", kind);
+    if (s == ST_OK)
+      s = resource_update(c, &DEPARTMENTS, t->u[atoi(at)].id, fields);
+    json_decref(fields);
+  }
+  return s;
+}
+
+status departments_import(struct call *c) {
+  struct sheet s;
+  struct units *t = NULL;
+  int col[3], header = 0, n = 0;
+  json_t *rows = json_array(), *kinds = json_object();
+  struct unit_row *list = NULL;
+  status st = import_open(c, 1000, UNIT_COLUMNS, 3, col, &header, &s, &t);
+  if (st == ST_OK && !(list = calloc((size_t)s.nrows, sizeof *list)))
+    st = fail(c, ST_INTERNAL, "out of memory");
+  int first_new = t ? t->n : 0;
+  for (int i = header + 1; st == ST_OK && i < s.nrows; i++, n++) {
+    struct unit_row *r = &list[n];
+    r->report = import_row(s.rows[i].number);
+    json_array_append_new(rows, r->report);
+    r->name = import_cell(&s, i, col[0]);
+    r->parent = import_cell(&s, i, col[1]);
+    char *kind = import_cell(&s, i, col[2]);
+    if (!r->name || !r->parent || !kind) {
+      free(kind);
+      st = fail(c, ST_INTERNAL, "out of memory");
+      break;
+    }
+    r->kind = kind_of(kind);
+    json_object_set_new(r->report, "name", json_string(r->name));
+    if (!*r->name)
+      import_error(r->report, L_NAME[0], NULL, "%s is empty", L_NAME[0]);
+    else if (!r->kind)
+      import_error(r->report, L_KIND[0], NULL, "cannot read %.40s: write 部门 or 分组", kind);
+    r->done = !*r->name || !r->kind;
+    free(kind);
+  }
+  json_t *pending = json_object(); /* name -> rows not placed yet that add a unit of that name */
+  for (int i = 0; i < n; i++)
+    if (!list[i].done)
+      json_object_set_new(pending, list[i].name, json_integer(json_integer_value(json_object_get(pending, list[i].name)) + 1));
+  for (int last = 0; st == ST_OK;) { /* parents first, wherever their rows are */
+    int progress = 0;
+    for (int i = 0; i < n; i++) {
+      if (list[i].done || !(list[i].done = place(t, &list[i], json_integer_value(json_object_get(list[i].report, "row")),
+                                                 kinds, pending, last)))
+        continue;
+      progress = 1;
+      json_object_set_new(pending, list[i].name, json_integer(json_integer_value(json_object_get(pending, list[i].name)) - 1));
+    }
+    if (!progress && last)
+      break;
+    last = !progress; /* stuck waiting: one pass with what there is */
+  }
+  json_decref(pending);
+  for (int i = 0; st == ST_OK && i < n; i++)
+    if (!list[i].done)
+      import_error(list[i].report, L_PARENT[0], NULL, "no unit is named %s, in the database or in this file",
+                   list[i].parent);
+  if (st == ST_OK && !import_dry_run(c))
+    st = write_units(c, t, first_new, kinds);
+  if (st == ST_OK) {
+    import_answer(c, &s, rows);
+    rows = NULL;
+  }
+  for (int i = 0; i < n; i++) {
+    free(list[i].name);
+    free(list[i].parent);
+  }
+  free(list);
+  json_decref(rows);
+  json_decref(kinds);
+  units_free(t);
+  sheet_free(&s);
+  return st;
 }

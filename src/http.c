@@ -205,7 +205,8 @@ static void respond(const struct _u_request *req, struct _u_response *resp, stru
     x->http_status = 200;
     u_map_put(resp->map_header, "Content-Type", c->stream_type);
     u_map_put(resp->map_header, "Content-Disposition", c->disposition);
-    u_map_put(resp->map_header, "ETag", c->etag_text);
+    if (c->etag_text[0])
+      u_map_put(resp->map_header, "ETag", c->etag_text);
     return;
   }
   if (c->raw) {
@@ -479,6 +480,14 @@ out:
   return s;
 }
 
+/* 1 when a route without parameters answers method on exactly path. */
+static int literal_route(const char *method, const char *path) {
+  for (int i = 0; i < ROUTE_COUNT; i++)
+    if (!strchr(ROUTES[i].path, '{') && !strcmp(ROUTES[i].method, method) && !strcmp(ROUTES[i].path, path))
+      return 1;
+  return 0;
+}
+
 /* DUCHA_PUBLIC_RATE_LIMIT: the public view's callers, counted per client address (NULL: no limit). */
 static struct throttle *public_callers;
 
@@ -496,6 +505,10 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
   struct ctx *x = resp->shared_data;
   struct call *c = &x->call;
   int replayed = 0;
+  /* GET /rectifications/export beside GET /rectifications/{id}: Ulfius runs routes of one
+   * priority in any order, so the one with a parameter steps aside for the literal one. */
+  if (strchr(rt->path, '{') && literal_route(req->http_verb, req->url_path))
+    return U_CALLBACK_CONTINUE;
   c->route = rt;
   status s = ST_OK;
   if (rt->flags & R_PRIVATE)

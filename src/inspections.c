@@ -495,3 +495,21 @@ static const char *SQL_FORM_ETAG =
     " WHERE i.id = $1 AND ducha_in_scope(i.target_department_id)";
 
 status inspection_form(struct call *c) { return resource_tagged(c, "inspection", SQL_FORM_ETAG, "f", SQL_FORM); }
+
+status inspection_form_tag(struct call *c, int64_t id, char *tag, size_t size) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  return resource_value(c, "inspection", tag, size, SQL_FORM_ETAG, 1, params);
+}
+
+status inspection_form_read(struct call *c, int64_t id, json_t **form) {
+  struct num n = num(id);
+  const char *params[] = {n.s};
+  PGresult *r;
+  status s = resource_row(c, "inspection", &r, SQL_FORM, 1, params);
+  if (s != ST_OK)
+    return s;
+  s = (*form = json_loads(PQgetvalue(r, 0, 0), 0, NULL)) ? ST_OK : fail(c, ST_INTERNAL, "the form cannot be read");
+  PQclear(r);
+  return s;
+}

@@ -13,7 +13,10 @@
  *   - the lifecycle: rectification_actions.c; progress and evidence: progress.c, evidence.c. */
 #include "ordinal.h"
 #include "resources.h"
+#include "text.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct field CREATE[] = {
@@ -205,23 +208,15 @@ static const char *const STATUSES[] = {"pending", "in_progress", "submitted", "c
 static const char *const SORTS[] = {"deadline", "-deadline", "updated_at", "-updated_at", NULL};
 static const char *const ESCALATIONS[] = {"none", "blue", "yellow", "red", NULL};
 
-/* The order of these is the order of the SQL parameters; sort comes last and is not one. */
-const struct qparam LEDGER_FILTERS[] = {
-  {"status", Q_ENUMS, STATUSES},
-  {"overdue", Q_BOOL, NULL},
-  {"responsible_department_id", Q_ID, NULL},
-  {"include_sub_units", Q_BOOL, NULL},
-  {"inspection_id", Q_ID, NULL},
-  {"target_department_id", Q_ID, NULL},
-  {"task_id", Q_ID, NULL},
-  {"batch_id", Q_ID, NULL},
-  {"deadline_from", Q_DATE, NULL},
-  {"deadline_to", Q_DATE, NULL},
-  {"q", Q_TEXT, NULL},
-  {"escalation", Q_ENUMS, ESCALATIONS},
-  {"sort", Q_ENUM, SORTS},
-  {0},
-};
+/* The order of these is the order of the SQL parameters; sort comes last and is not one. The
+ * export takes the same, and its format after them. */
+#define LEDGER_FILTER_LIST                                                                     \
+  {"status", Q_ENUMS, STATUSES}, {"overdue", Q_BOOL, NULL}, {"responsible_department_id", Q_ID, NULL}, \
+  {"include_sub_units", Q_BOOL, NULL}, {"inspection_id", Q_ID, NULL}, {"target_department_id", Q_ID, NULL}, \
+  {"task_id", Q_ID, NULL}, {"batch_id", Q_ID, NULL}, {"deadline_from", Q_DATE, NULL}, {"deadline_to", Q_DATE, NULL}, \
+  {"q", Q_TEXT, NULL}, {"escalation", Q_ENUMS, ESCALATIONS}, {"sort", Q_ENUM, SORTS}
+const struct qparam LEDGER_FILTERS[] = {LEDGER_FILTER_LIST, {0}};
+const struct qparam LEDGER_EXPORT_FILTERS[] = {LEDGER_FILTER_LIST, {"format", Q_ENUM, EXPORT_FORMATS}, {0}};
 #define LEDGER_NFILTERS 12 /* before sort; the SQL takes 11: the unit and its sub-units become one list */
 
 /* q: the rows whose character pairs (or single character) contain the query's, through the
@@ -306,21 +301,30 @@ static const int FILTERED_BY[] = {2, 4, 5, 6, 7, 10, 11};
  * choose the unit index for a small unit and the deadline order for a large one. */
 static const char *SQL_UNITS = "SELECT CASE WHEN $2::boolean THEN ducha_subtree($1::bigint) ELSE ARRAY[$1::bigint] END::text";
 
-status rectification_ledger(struct call *c) {
+/* The ledger's statements for the call's filters, with their parameters: the page's (11 filters,
+ * then the cursor's sort value and id and the limit) and the count's. */
+struct ledger {
+  const char *page, *count;
+  const char *params[11 + 3];
+  PGresult *units; /* the responsible units resolved (params[2] points into it) */
+};
+
+static status ledger_of(struct call *c, struct ledger *l) {
   const char *const *v = (const char *const *)c->query.values;
+  *l = (struct ledger){0};
   if (v[3] && !v[2]) {
     invalid(c, "/query/include_sub_units", "goes with responsible_department_id");
     return fail(c, ST_BAD_QUERY, "see errors");
   }
-  PGresult *units = NULL;
   if (v[2]) {
     const char *unit[] = {v[2], v[3] ? v[3] : "false"};
-    status s = db_row(c->db, &units, SQL_UNITS, 2, unit);
+    status s = db_row(c->db, &l->units, SQL_UNITS, 2, unit);
     if (s != ST_OK)
       return resource_db_failure(c, s);
   }
-  const char *params[11 + 3] = {v[0], v[1], units ? PQgetvalue(units, 0, 0) : NULL, v[4], v[5], v[6], v[7], v[8], v[9],
-                                v[10], v[11]};
+  const char *params[11] = {v[0], v[1], l->units ? PQgetvalue(l->units, 0, 0) : NULL, v[4], v[5], v[6], v[7], v[8],
+                            v[9], v[10], v[11]};
+  memcpy(l->params, params, sizeof params);
   const char *sort = v[LEDGER_NFILTERS];
   int which = 0;
   while (sort && SORTS[which] && strcmp(SORTS[which], sort))
@@ -332,9 +336,57 @@ status rectification_ledger(struct call *c) {
       if (v[FILTERED_BY[i]])
         form = 2;
   }
-  status s = resource_page(c, LEDGER_PAGES[form][SORTS[which] ? which : 0], LEDGER_COUNTS[form], SQL_LEDGER_JSON,
-                           params, 11, 1);
-  PQclear(units);
+  l->page = LEDGER_PAGES[form][SORTS[which] ? which : 0];
+  l->count = LEDGER_COUNTS[form];
+  return ST_OK;
+}
+
+status rectification_ledger(struct call *c) {
+  struct ledger l;
+  status s = ledger_of(c, &l);
+  if (s == ST_OK)
+    s = resource_page(c, l.page, l.count, SQL_LEDGER_JSON, l.params, 11, 1);
+  PQclear(l.units);
+  return s;
+}
+
+status rectification_ledger_walk(struct call *c, int chunk, status (*each)(struct call *c, const char *ids, void *data),
+                                 void *data) {
+  struct ledger l;
+  struct num limit = num(chunk);
+  char *key = NULL, id[24] = "";
+  status s = ledger_of(c, &l);
+  while (s == ST_OK) {
+    PGresult *r;
+    l.params[11] = key;
+    l.params[12] = key ? id : NULL;
+    l.params[13] = limit.s;
+    if ((s = db_query(c->db, &r, l.page, 14, l.params)) != ST_OK) {
+      s = resource_db_failure(c, s);
+      break;
+    }
+    int n = PQntuples(r);
+    struct text ids = {0};
+    text_put(&ids, "{");
+    for (int i = 0; i < n; i++) {
+      text_put(&ids, i ? "," : "");
+      text_put(&ids, PQgetvalue(r, i, 0));
+    }
+    text_put(&ids, "}");
+    char *list = text_take(&ids, NULL);
+    s = !list ? fail(c, ST_INTERNAL, "out of memory") : n ? each(c, list, data) : ST_OK;
+    free(list);
+    if (n) {
+      free(key);
+      key = strdup(PQgetvalue(r, n - 1, 2));
+      snprintf(id, sizeof id, "%s", PQgetvalue(r, n - 1, 0));
+    }
+    PQclear(r);
+    if (n < chunk || (s == ST_OK && !key))
+      break;
+  }
+  free(key);
+  PQclear(l.units);
   return s;
 }
 

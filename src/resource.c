@@ -297,21 +297,26 @@ status resource_patch(struct call *c, const struct resource *r) {
     return s;
   if (r->before_change && (s = r->before_change(c, 0)) != ST_OK)
     return s;
-  if (!json_object_size(c->body))
-    return resource_load(c, r, c->id);
-  if ((s = resource_load(c, r, c->id)) != ST_OK)
+  return resource_update(c, r, c->id, c->body);
+}
+
+status resource_update(struct call *c, const struct resource *r, int64_t id, const json_t *fields) {
+  if (!json_object_size(fields))
+    return resource_load(c, r, id);
+  status s = resource_load(c, r, id);
+  if (s != ST_OK)
     return s;
   json_t *before = c->result;
   c->result = NULL;
-  char *body = json_dumps(c->body, JSON_COMPACT);
-  struct num id = num(c->id);
-  const char *params[] = {id.s, body};
+  char *body = json_dumps(fields, JSON_COMPACT);
+  struct num n = num(id);
+  const char *params[] = {n.s, body};
   s = db_exec(c->db, NULL, r->sql_update, 2, params);
   free(body);
   if (s != ST_OK)
     s = resource_db_failure(c, s);
-  else if ((s = resource_load(c, r, c->id)) == ST_OK)
-    s = audit_change(c, r->name, c->id, before, c->result);
+  else if ((s = resource_load(c, r, id)) == ST_OK)
+    s = audit_change(c, r->name, id, before, c->result);
   json_decref(before);
   return s;
 }

@@ -68,6 +68,11 @@ status resource_insert(struct call *c, const struct resource *r, int64_t parent_
 status resource_page(struct call *c, const char *sql_page, const char *sql_count, const char *sql_json,
                      const char **params, int nfilters, int pair);
 status resource_patch(struct call *c, const struct resource *r);
+/* The update of resource_patch for fields already validated and checked, on row id (locked by
+ * the caller as its rules need): the record after it goes to c->result, the fields that changed
+ * to the audit trail. */
+status resource_update(struct call *c, const struct resource *r, int64_t id, const json_t *fields)
+    __attribute__((warn_unused_result));
 status resource_delete(struct call *c, const struct resource *r);
 
 status res_get(struct call *c);

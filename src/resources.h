@@ -11,6 +11,17 @@ extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILT
     INSPECTION_FILTERS[], ITEM_FILTERS[], USER_FILTERS[], TOKEN_FILTERS[];
 
 status department_merge(struct call *c);
+/* POST /departments/import: units from a sheet, each under its parent named by name or path. */
+status departments_import(struct call *c);
+/* Units by name for the imports: every unit not merged, in memory (units_load; caller frees).
+ * units_find gives the index of the unit a name ("市财政局") or a path from the top
+ * ("市财政局/办公室") names: -1 (why) for none, -2 (why) for several. */
+struct units;
+status units_load(struct call *c, struct units **out) __attribute__((warn_unused_result));
+int units_find(const struct units *t, const char *path, char *why, size_t size);
+int64_t units_id(const struct units *t, int i);
+void units_free(struct units *t);
+status users_import(struct call *c);
 status rectification_ledger(struct call *c);
 /* GET /me/todo: what waits for the caller, a count and the first page of each list. */
 status rectification_todo(struct call *c);
@@ -33,12 +44,23 @@ status rectification_deadline_check(struct call *c, const char *current) __attri
  * has been worked on — a closure, evidence, progress, an action of its lifecycle — and so may not
  * be deleted. */
 status rectifications_untouched(struct call *c, int of_problem, int64_t id) __attribute__((warn_unused_result));
-extern const struct qparam LEDGER_FILTERS[];
+extern const struct qparam LEDGER_FILTERS[], LEDGER_EXPORT_FILTERS[];
+/* The ledger's rows that the call's filters select (LEDGER_FILTERS' values, first in
+ * c->query.values), in the ledger's order, chunk at a time: each chunk's ids go to each as a
+ * bigint[] literal. Through the ledger's own statements, so a department user walks what it may
+ * read and nothing more. */
+status rectification_ledger_walk(struct call *c, int chunk, status (*each)(struct call *c, const char *ids, void *data),
+                                 void *data) __attribute__((warn_unused_result));
+/* GET /rectifications/export (ledger_export.c): the 整改台账 as XLSX or CSV. */
+status ledger_export(struct call *c);
 extern const struct resource CLOSURES, DEADLINES, EXTENSION_REQUESTS, PROGRESS, EVIDENCE_OF_RECTIFICATION,
     EVIDENCE_OF_ITEM, EVIDENCE;
 status evidence_upload(struct call *c);
 extern const struct qparam EVIDENCE_UPLOAD_PARAMS[];
 status evidence_content(struct call *c);
+/* GET /inspections/{id}/evidence-archive: every evidence file of the inspection the caller may
+ * read, in one zip with a manifest, streamed (evidence.c, zipstream.c). */
+status evidence_archive(struct call *c);
 
 /* Whether the caller may read the rectification id (an SQL expression): one of the units of its
  * scope is among the rectification's readers (migrations/0008). ducha_rectification_readers() is
@@ -105,9 +127,21 @@ status inspection_reopen(struct call *c);
 /* POST /batches/{id}/inspections: one inspection per unit of the batch, in one transaction. */
 status inspection_create_many(struct call *c);
 status inspection_form(struct call *c);
+/* The form of inspection id ({inspection, rows}, as GET /inspections/{id}/form shows it) into
+ * *form (caller decrefs; NULL: as the call's response, unparsed), and its entity tag without
+ * reading it; ST_NOT_FOUND outside the caller's scope. */
+status inspection_form_read(struct call *c, int64_t id, json_t **form) __attribute__((warn_unused_result));
+status inspection_form_tag(struct call *c, int64_t id, char *tag, size_t size) __attribute__((warn_unused_result));
 /* ST_FROZEN unless the inspection that sql finds from $1 = id is draft or in_progress; locks it
  * against a concurrent submit for the rest of the transaction. */
 status inspection_editable(struct call *c, const char *sql, int64_t id);
+
+/* The form in and out of Excel (forms.c): GET /inspections/{id}/export?format=xlsx|csv in the
+ * seed's own layout, POST /inspections/{id}/import of a filled one (?dry_run=true). */
+status inspection_export(struct call *c);
+status inspection_import(struct call *c);
+extern const struct qparam EXPORT_PARAMS[], IMPORT_PARAMS[];
+extern const char *const EXPORT_FORMATS[]; /* xlsx (the default), csv */
 
 /* The working-day calendar (calendar.c): GET and PUT /calendar/{year}. */
 status calendar_get(struct call *c);

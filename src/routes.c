@@ -37,6 +37,7 @@ const struct route ROUTES[] = {
   {"DELETE", ITEM_PATH("departments"), res_delete, DELETE_FLAGS | R_CALLERS, NULL, &DEPARTMENTS, STAFF},
   {"POST", "/api/v1/departments", res_create, R_BODY | R_CREATED | R_CALLERS, NULL, &DEPARTMENTS, STAFF},
   {"POST", "/api/v1/departments/{id}/merge", department_merge, R_BODY | R_CALLERS, NULL, &DEPARTMENTS, A},
+  {"POST", "/api/v1/departments/import", departments_import, R_UPLOAD | R_CALLERS, IMPORT_PARAMS, NULL, A},
 
   {"GET", "/api/v1/checklists", res_list, R_LIST, CHECKLIST_FILTERS, &CHECKLISTS, ALL},
   {"GET", ITEM_PATH("checklists"), res_get, R_ONE_STATEMENT, NULL, &CHECKLISTS, ALL},
@@ -59,6 +60,9 @@ const struct route ROUTES[] = {
    STAFF},
   {"GET", "/api/v1/inspections/{id}/form", inspection_form, 0, NULL, NULL, ALL},
   {"GET", "/api/v1/inspections/{id}/items", res_list, R_LIST, ITEM_FILTERS, &ITEMS, ALL},
+  {"GET", "/api/v1/inspections/{id}/export", inspection_export, 0, EXPORT_PARAMS, NULL, ALL},
+  {"POST", "/api/v1/inspections/{id}/import", inspection_import, R_UPLOAD, IMPORT_PARAMS, NULL, STAFF},
+  {"GET", "/api/v1/inspections/{id}/evidence-archive", evidence_archive, 0, NULL, NULL, ALL},
 
   {"GET", "/api/v1/items/{id}", res_get, R_ONE_STATEMENT, NULL, &ITEMS, ALL},
   {"PATCH", "/api/v1/items/{id}", res_patch, PATCH_FLAGS, NULL, &ITEMS, STAFF},
@@ -73,6 +77,7 @@ const struct route ROUTES[] = {
    &RECTIFICATIONS, STAFF},
 
   {"GET", "/api/v1/rectifications", rectification_ledger, R_LIST, LEDGER_FILTERS, NULL, ALL},
+  {"GET", "/api/v1/rectifications/export", ledger_export, 0, LEDGER_EXPORT_FILTERS, NULL, ALL},
   {"GET", ITEM_PATH("rectifications"), res_get, R_ONE_STATEMENT, NULL, &RECTIFICATIONS, ALL},
   {"PATCH", ITEM_PATH("rectifications"), res_patch, PATCH_FLAGS | R_DEADLINE, NULL, &RECTIFICATIONS, STAFF},
   {"DELETE", ITEM_PATH("rectifications"), res_delete, DELETE_FLAGS, NULL, &RECTIFICATIONS, STAFF},
@@ -112,6 +117,7 @@ const struct route ROUTES[] = {
   {"GET", ITEM_PATH("users"), res_get, R_PRIVATE | R_ONE_STATEMENT, NULL, &USERS, A},
   {"PATCH", ITEM_PATH("users"), res_patch, PATCH_FLAGS | R_PRIVATE | R_CALLERS, NULL, &USERS, A},
   {"POST", "/api/v1/users/{id}/password", user_reset_password, R_BODY | R_PRIVATE | R_CALLERS, NULL, &USERS, A},
+  {"POST", "/api/v1/users/import", users_import, R_UPLOAD | R_PRIVATE | R_CALLERS, IMPORT_PARAMS, NULL, A},
 
   {"POST", "/api/v1/auth/token", session_login, R_PUBLIC | R_BODY | R_CREATED | R_OWN_TX | R_SECRET | R_PRIVATE, NULL, NULL, 0},
   {"DELETE", "/api/v1/auth/token", session_logout, R_NO_CONTENT | R_BEFORE_PASSWORD_CHANGE | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},

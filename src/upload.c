@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "api.h"
+
 /* Raw bodies go to the file as they come; multipart bodies through libmicrohttpd's own post
  * processor, which hands over the one part named "file". */
 struct upload_sink {
@@ -120,4 +122,17 @@ struct upload *upload_finish(struct upload_sink *s) {
   if (s->up.multipart && !s->up.filename[0])
     s->up.malformed = 1; /* no file part */
   return &s->up;
+}
+
+status upload_received(struct call *c, const struct upload **out) {
+  const struct upload *u = *out = upload_current();
+  if (!u)
+    return fail(c, ST_INTERNAL, "the upload did not arrive");
+  if (u->too_large)
+    return fail(c, ST_TOO_LARGE, "the file is larger than %ld bytes", c->cfg->upload_limit);
+  if (u->malformed)
+    return invalid(c, "/file", "send one file: a multipart part named \"file\", or the raw bytes");
+  if (u->size == 0)
+    return invalid(c, "/file", "the file is empty");
+  return ST_OK;
 }

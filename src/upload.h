@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 struct upload {
   int fd;                   /* the bytes of the file, unlinked: gone when closed */
   uint64_t size;
@@ -33,6 +35,10 @@ struct upload *upload_finish(struct upload_sink *s);
 void upload_release(struct upload_sink *s);
 
 /* The upload of the request being dispatched on this thread, complete; NULL when none. */
+struct call;
+/* The call's upload, checked: ST_TOO_LARGE past the limit, ST_INVALID (pointer /file) when it
+ * has no file or an empty one. */
+status upload_received(struct call *c, const struct upload **out) __attribute__((warn_unused_result));
 struct upload *upload_current(void);
 void upload_set_current(struct upload *u);
 

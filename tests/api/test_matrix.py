@@ -858,6 +858,68 @@ op("GET", "/api/v1/evidence/{id}/content", scope="record",
    victim=lambda s: {"path": API + "/evidence/%d/content" % pool(s)["evidence"], "refs": []},
    check=lambda v, role, s, resp: eq(resp.body, EVIDENCE_TEXT, "the evidence's bytes"))
 
+# exports and imports (issue 11): the files are read back, a change is one record and one event
+
+
+def csv_rows(resp):
+    import csv
+    import io
+    return list(csv.reader(io.StringIO(resp.body.decode("utf-8-sig"), newline="")))
+
+
+def chk_ledger_export(v, role, s, resp):
+    ids = [int(r[0]) for r in csv_rows(resp)[1:]]
+    if role == "department" and s == "out":
+        eq(ids, [], "department user, another unit's ledger: only the header")
+    else:
+        check(pool(s)["fix"] in ids, "%s/%s: the export lacks rectification %d" % (role, s, pool(s)["fix"]))
+
+
+def chk_archive(v, role, s, resp):
+    import io
+    import zipfile
+    names = zipfile.ZipFile(io.BytesIO(resp.body)).namelist()
+    check(names[0] == "manifest.csv" and len(names) >= 3, "%s/%s: the archive holds %s" % (role, s, names))
+
+
+def v_import_form(s):
+    insp = new_inspection(s)
+    item = first_item(insp["id"])
+    return {"path": API + "/inspections/%d/import" % insp["id"], "refs": [("row", "inspections", insp["id"]),
+                                                                        ("row", "items", item)]}
+
+
+def v_import_units(s):
+    name = ctx.uniq("矩阵导入单位")
+    return {"path": API + "/departments/import", "name": name, "s": s,
+            "refs": [("count", "departments", "name", name)]}
+
+
+def v_import_users(s):
+    name = "mxi_%s_%s" % (ctx.prefix, ctx.uniq("u").rsplit("-", 1)[1])
+    return {"path": API + "/users/import", "name": name, "refs": [("count", "users", "username", name)]}
+
+
+op("GET", "/api/v1/inspections/{id}/export", scope="record",
+   victim=lambda s: {"path": API + "/inspections/%d/export?format=csv" % fx(s)["insp"],
+                     "refs": [("row", "inspections", fx(s)["insp"])]},
+   check=lambda v, role, s, resp: eq(csv_rows(resp)[2][0], "序号", "%s/%s: the form's header row" % (role, s)))
+op("GET", "/api/v1/inspections/{id}/evidence-archive", scope="record",
+   victim=lambda s: {"path": API + "/inspections/%d/evidence-archive" % pool(s)["insp"], "refs": []},
+   check=chk_archive)
+op("GET", "/api/v1/rectifications/export",
+   victim=lambda s: {"path": API + "/rectifications/export?" + qs(format="csv", responsible_department_id=dept(s)["id"]),
+                     "refs": [("row", "rectifications", pool(s)["fix"])]},
+   check=chk_ledger_export)
+op("POST", "/api/v1/inspections/{id}/import", scope="record", victim=v_import_form, destructive=True,
+   upload=lambda v, role: ("序号,工作任务,完成情况\r\n1,矩阵任务,已完成\r\n".encode("utf-8"), "text/csv"))
+op("POST", "/api/v1/departments/import", victim=v_import_units, destructive=True,
+   upload=lambda v, role: (("名称,上级单位\r\n%s,%s\r\n" % (v["name"], dept(v["s"])["name"])).encode("utf-8"),
+                           "text/csv"))
+op("POST", "/api/v1/users/import", victim=v_import_users, destructive=True,
+   upload=lambda v, role: (("用户名,角色,初始密码\r\n%s,viewer,%s\r\n" % (v["name"], PASSWORD)).encode("utf-8"),
+                           "text/csv"))
+
 # audit
 op("GET", "/api/v1/audit-events", scope="list",
    victim=lambda s: {"path": API + "/audit-events?" + qs(entity_type="inspection", entity_id=fx(s)["insp"]),
@@ -959,7 +1021,9 @@ def send(method, path, d, v, role, request_id):
     kw = {}
     if d["etag"]:
         kw["if_match"] = d["etag"](v, role)
-    if d["upload"]:
+    if callable(d["upload"]):  # a file of the operation's own
+        kw["body"], kw["ctype"] = d["upload"](v, role)
+    elif d["upload"]:
         headers["Content-Disposition"] = 'attachment; filename="%s.txt"' % request_id
         kw["body"], kw["ctype"] = EVIDENCE_TEXT, "text/plain; charset=utf-8"
     elif d["body"] is not None:

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import DUCHA_SRC, check, db, eq, extra_server, main, run_cli, tail, test  # noqa: E402
 
 SECTIONS = ("## Walk-through with curl", "## Who may do what", "## Rectification to closure",
-            "## Public disclosure (公示)")
+            "## The form in and out of Excel", "## Public disclosure (公示)")
 ADMIN_PASSWORD = "readme-admin-password-1"
 
 
