@@ -14,8 +14,9 @@
  *     scope) and, counted row by row, those of other units on inspections of its units or once
  *     assigned to them (LIVE_FOREIGN); the ranking is for staff and viewers (routes.c);
  *   - the counts kept ahead: migrations/0016 (statistics_facts, the cells statistics_months and
- *     statistics_days, statistics_trend; the job `statistics` below moves statistics_state.as_of
- *     and counts working days again after a calendar change);
+ *     statistics_days, each unit's working days in order in statistics_units, statistics_trend;
+ *     the job `statistics` below moves statistics_state.as_of and counts working days again after
+ *     a calendar change, statistics_catch_up);
  *   - parameters: the route's qparam lists below (unknown ones are 400, query.c). */
 #include "statistics.h"
 
