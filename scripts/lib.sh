@@ -93,8 +93,11 @@ ducha_install_packages() { # LIST... (scripts/packages/LIST.txt)
 ducha_install_docs() {
 	local want have
 	want=$(sed -n 's/.*"swagger-ui-dist": *"\([^"]*\)".*/\1/p' "$DUCHA_ROOT/docs/package.json")
-	have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
-		"$DUCHA_ROOT/docs/node_modules/swagger-ui-dist/package.json" 2>/dev/null | head -n 1)
+	have=""
+	if [ -f "$DUCHA_ROOT/docs/node_modules/swagger-ui-dist/package.json" ]; then # not on a fresh clone
+		have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+			"$DUCHA_ROOT/docs/node_modules/swagger-ui-dist/package.json" | head -n 1)
+	fi
 	if [ -n "$want" ] && [ "$want" = "$have" ]; then
 		return 0
 	fi
