@@ -109,7 +109,7 @@ const struct route ROUTES[] = {
   {"GET", "/api/v1/statistics/inspections/{id}", statistics_inspection, 0, NULL, NULL, ALL},
   {"GET", "/api/v1/statistics/departments", statistics_departments, 0, STATISTICS_DEPARTMENT_PARAMS, NULL, ALL},
   {"GET", "/api/v1/statistics/matrix", statistics_matrix, 0, STATISTICS_MATRIX_PARAMS, NULL, ALL},
-  {"GET", "/api/v1/statistics/ranking", statistics_ranking, 0, STATISTICS_DEPARTMENT_PARAMS, NULL, READ},
+  {"GET", "/api/v1/statistics/ranking", statistics_ranking, 0, STATISTICS_RANKING_PARAMS, NULL, READ},
   {"GET", "/api/v1/statistics/trend", statistics_trend, 0, STATISTICS_TREND_PARAMS, NULL, ALL},
 
   {"GET", "/api/v1/users", res_list, R_LIST | R_PRIVATE, USER_FILTERS, &USERS, A},

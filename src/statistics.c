@@ -34,11 +34,23 @@ const struct qparam STATISTICS_DEPARTMENT_PARAMS[] = {
   {0},
 };
 
+/* The ranking's: the departments' and format, after them (not an SQL parameter). */
+const struct qparam STATISTICS_RANKING_PARAMS[] = {
+  {"batch_id", Q_ID, NULL},
+  {"inspected_from", Q_DATE, NULL},
+  {"inspected_to", Q_DATE, NULL},
+  {"checklist_id", Q_ID, NULL},
+  {"include_sub_units", Q_BOOL, NULL},
+  {"format", Q_ENUM, EXPORT_FORMATS},
+  {0},
+};
+
 const struct qparam STATISTICS_MATRIX_PARAMS[] = {
   {"batch_id", Q_ID, NULL},
   {"checklist_id", Q_ID, NULL},
   {"inspected_from", Q_DATE, NULL},
   {"inspected_to", Q_DATE, NULL},
+  {"format", Q_ENUM, EXPORT_FORMATS}, /* the table as a file (statistics_sheets.c); not an SQL parameter */
   {0},
 };
 
@@ -398,7 +410,9 @@ status statistics_departments(struct call *c) {
 status statistics_ranking(struct call *c) {
   char *const *v = c->query.values;
   status s = range_ok(c, v[1], v[2], "inspected_to");
-  return s == ST_OK ? report(c, SQL_RANKING, 5, (const char *const *)v) : s;
+  if (s == ST_OK && (s = report(c, SQL_RANKING, 5, (const char *const *)v)) == ST_OK && v[5])
+    s = statistics_sheet(c, v[5], 0);
+  return s;
 }
 
 status statistics_matrix(struct call *c) {
@@ -409,7 +423,7 @@ status statistics_matrix(struct call *c) {
   status s = range_ok(c, v[2], v[3], "inspected_to");
   if (s == ST_OK && (s = report(c, SQL_MATRIX, 4, (const char *const *)v)) == ST_NOT_FOUND)
     return fail(c, s, v[0] ? "no such batch" : "no such checklist");
-  return s;
+  return s == ST_OK && v[4] ? statistics_sheet(c, v[4], 1) : s;
 }
 
 status statistics_trend(struct call *c) {

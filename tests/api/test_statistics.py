@@ -475,6 +475,49 @@ def the_ranking_agrees_with_the_ledger():
 
 
 @test
+def the_matrix_and_the_ranking_as_files_for_the_circular():
+    """format=xlsx: the same figures as the JSON, read back with openpyxl; csv: the same cells."""
+    import io
+    import openpyxl
+    d = data()
+    q = "batch_id=%d" % d.B["id"]
+    m = ctx.admin.get(STATS + "/matrix?" + q).json
+    r = ctx.admin.get(STATS + "/matrix?%s&format=xlsx" % q)
+    expect_status(r, 200)
+    check("attachment" in (r.h("Content-Disposition") or ""), "a download")
+    ws = openpyxl.load_workbook(io.BytesIO(r.body)).active
+    eq([ws.cell(2, c).value for c in range(1, 3 + len(m["units"]) + 1)],
+       ["序号", "工作任务"] + [u["department"]["name"] for u in m["units"]] + ["合计"], "the header row")
+    check(any(str(x) == "A1:%s1" % openpyxl.utils.get_column_letter(3 + len(m["units"])) for x in ws.merged_cells.ranges),
+          "the title spans the table: %s" % ws.merged_cells.ranges)
+    labels = {"completed": "已完成", "not_completed": "未完成", "not_assessed": "未督察"}
+    for i, t in enumerate(m["tasks"]):
+        eq(ws.cell(3 + i, 1).value, t["task"]["seq"])
+        for j, cell in enumerate(t["cells"]):
+            want = None if cell is None else labels[cell["completion"]] + (
+                "（整改中 %d）" % cell["open_rectifications"] if cell["open_rectifications"] else "")
+            eq(ws.cell(3 + i, 3 + j).value, want, "task %d, unit %d" % (t["task"]["seq"], j))
+    eq(ws.page_setup.orientation, "landscape")
+    eq(ws.print_title_rows.replace("$", ""), "2:2", "the header row on every printed page")
+    c = ctx.admin.get(STATS + "/matrix?%s&format=csv" % q)
+    expect_status(c, 200)
+    check(c.body.startswith(b"\xef\xbb\xbf"), "a BOM")
+    check("工作任务" in c.body.decode("utf-8-sig"), "the header in the CSV")
+    ranking = ctx.admin.get(STATS + "/ranking?" + q).json
+    r = ctx.admin.get(STATS + "/ranking?%s&format=xlsx" % q)
+    expect_status(r, 200)
+    ws = openpyxl.load_workbook(io.BytesIO(r.body)).active
+    eq(ws.cell(2, 1).value, "排名")
+    for i, x in enumerate(ranking["data"]):
+        eq([ws.cell(3 + i, k).value for k in (1, 2, 3, 4)],
+           [x["rank"], x["department"]["name"], x["rectifications"], x["closed"]], "rank %d" % (i + 1))
+    names = [ws.cell(k, 2).value for k in range(1, ws.max_row + 1)]
+    for x in ranking["without_rectifications"]:
+        check(x["name"] in names, "%s listed apart" % x["name"])
+    expect_problem(ctx.admin.get(STATS + "/ranking?%s&format=pdf" % q), 400)
+
+
+@test
 def the_ranking_is_for_staff_and_viewers():
     d = data()
     expect_status(viewer().client.get(STATS + "/ranking"), 200)
