@@ -72,13 +72,14 @@ static const struct ordinal_sql ORDINALS = {
   " 'created_at', r.created_at, 'updated_at', r.updated_at)"
 /* The entity tag: the version (what If-Match compares), then what the derived fields and the
  * context shown depend on: the local date (overdue, working days, escalation), the inspection's
- * version (its status and title), the calendar's and the unit names' versions (migrations/0010,
- * 0013). */
+ * version (its status and title), the calendar's version (migrations/0013), and the versions of
+ * the two units it names (a rename). */
 #define TAG_R                                                                                  \
   "r.version || '.' || to_char(ducha_today(), 'YYYYMMDD')"                                    \
   " || '.' || (SELECT i.version FROM inspections i WHERE i.id = r.inspection_id)"              \
-  " || (SELECT string_agg('.' || n.version, '' ORDER BY n.catalogue) FROM name_versions n"      \
-  "     WHERE n.catalogue IN ('calendar', 'departments'))"
+  " || '.' || (SELECT n.version FROM name_versions n WHERE n.catalogue = 'calendar')"           \
+  " || '.' || (SELECT d.version FROM departments d WHERE d.id = r.responsible_department_id)"   \
+  " || '.' || (SELECT d.version FROM departments d WHERE d.id = r.target_department_id)"
 /* A department user sees the rectifications assigned to its units, now or before a
  * reassignment, and those of inspections of its units: rectification_readers. */
 #define VISIBLE_R RECTIFICATION_VISIBLE("r.id")

@@ -256,6 +256,13 @@ def the_etag_follows_the_calendar():
     r4 = ctx.admin.get(API + "/rectifications/%d" % c.id, headers={"If-None-Match": r2.etag})
     expect_status(r4, 200, "the inspection reopened")
     eq(r4.json["inspection"]["status"], "in_progress")
+    # the units it names: renamed, the representation changes
+    r5 = ctx.admin.req("PATCH", API + "/departments/%d" % c.resp["id"], json={"name": ctx.uniq("改名单位")},
+                       if_match="*", ctype="application/merge-patch+json")
+    expect_status(r5, 200)
+    r6 = ctx.admin.get(API + "/rectifications/%d" % c.id, headers={"If-None-Match": r4.etag})
+    expect_status(r6, 200, "the responsible unit renamed")
+    eq(r6.json["responsible_department"]["name"], r5.json["name"])
 
 
 @test
