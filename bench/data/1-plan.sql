@@ -165,3 +165,7 @@ END $$;
 -- per row, the two sessions would wait on each other's cells, or deadlock over them.
 ALTER TABLE rectifications DISABLE TRIGGER rectifications_statistics;
 ALTER TABLE rectification_assignments DISABLE TRIGGER rectification_assignments_statistics;
+-- So are the later forms' versions (migrations/0015): a new data set has no cached form to change,
+-- and the two sessions would deadlock over the same unit's later inspections.
+ALTER TABLE rectifications DISABLE TRIGGER rectifications_form_touch_later;
+ALTER TABLE rectifications DISABLE TRIGGER rectifications_form_touch_later_update;

@@ -59,4 +59,6 @@ END $$;
 -- The statistics' facts and cells, as migrations/0016 counts them.
 ALTER TABLE rectifications ENABLE TRIGGER rectifications_statistics;
 ALTER TABLE rectification_assignments ENABLE TRIGGER rectification_assignments_statistics;
+ALTER TABLE rectifications ENABLE TRIGGER rectifications_form_touch_later;
+ALTER TABLE rectifications ENABLE TRIGGER rectifications_form_touch_later_update;
 SELECT statistics_backfill();
