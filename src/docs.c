@@ -1,11 +1,16 @@
 /* /docs: the API on a page for people. Swagger UI (npm swagger-ui-dist, the version pinned in
  * docs/package.json, installed by scripts/lib.sh) renders /openapi.yaml; its two files are read
- * from DUCHA_DOCS_DIR at start-up and served from memory, with the page and its start-up script,
+ * from DUCHA_DOCS_DIR at start-up, mapped (file pages, shared with the page cache: the server's
+ * private memory stays as it was) and served from there, with the page and its start-up script,
  * so a browser loads nothing from anywhere else (the page's Content-Security-Policy says so too:
  * R_PAGE in http.c). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "resources.h"
 
@@ -44,7 +49,7 @@ static const char START[] =
 static struct asset {
   const char *name;
   const char *type;
-  char *data; /* read at start-up; NULL when missing */
+  char *data; /* mapped at start-up; NULL when missing */
   size_t len;
 } ASSETS[] = {
   {"swagger-ui-bundle.js", "text/javascript; charset=utf-8", NULL, 0},
@@ -52,20 +57,20 @@ static struct asset {
 };
 #define NASSETS (sizeof ASSETS / sizeof ASSETS[0])
 
-static int read_file(const char *path, char **data, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
+static int map_file(const char *path, char **data, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
     return -1;
-  int rc = -1;
-  if (fseek(f, 0, SEEK_END) == 0) {
-    long n = ftell(f);
-    if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (*data = malloc((size_t)n))) {
-      *len = fread(*data, 1, (size_t)n, f);
-      rc = *len == (size_t)n ? 0 : -1;
-    }
-  }
-  fclose(f);
-  return rc;
+  struct stat st;
+  void *p = fstat(fd, &st) == 0 && st.st_size > 0
+                ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)
+                : MAP_FAILED;
+  close(fd);
+  if (p == MAP_FAILED)
+    return -1;
+  *data = p;
+  *len = (size_t)st.st_size;
+  return 0;
 }
 
 int docs_load(const char *dir) {
@@ -73,7 +78,7 @@ int docs_load(const char *dir) {
   int rc = 0;
   for (size_t i = 0; i < NASSETS; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, ASSETS[i].name);
-    if (read_file(path, &ASSETS[i].data, &ASSETS[i].len))
+    if (map_file(path, &ASSETS[i].data, &ASSETS[i].len))
       rc = -1;
   }
   if (rc)
@@ -83,7 +88,8 @@ int docs_load(const char *dir) {
 
 void docs_unload(void) {
   for (size_t i = 0; i < NASSETS; i++) {
-    free(ASSETS[i].data);
+    if (ASSETS[i].data)
+      munmap(ASSETS[i].data, ASSETS[i].len);
     ASSETS[i].data = NULL;
   }
 }
