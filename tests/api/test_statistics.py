@@ -667,6 +667,7 @@ def the_job_catches_up_in_the_background():
         db("UPDATE jobs SET next_run_at = now() WHERE name = 'statistics'")
         deadline = time.time() + 15
         while state().split()[0] != day(0) and time.time() < deadline:
+            db("UPDATE jobs SET next_run_at = now() WHERE name = 'statistics' AND next_run_at > now()")
             time.sleep(0.1)
         eq(state().split()[0], day(0), "as_of moved to today by the job")
         check('"as_of"' in db("SELECT last_result::text FROM jobs WHERE name = 'statistics'"), "its result kept")
