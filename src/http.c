@@ -298,16 +298,16 @@ static int on_prepare(const struct _u_request *req, struct _u_response *resp, vo
     u_map_put(resp->map_header, "Access-Control-Allow-Origin", origin);
     u_map_put(resp->map_header, "Vary", "Origin");
     u_map_put(resp->map_header, "Access-Control-Expose-Headers",
-              "ETag, Location, Link, X-Request-Id, Idempotent-Replayed, Retry-After");
+              "ETag, Location, Link, X-Request-Id, Idempotent-Replayed, Retry-After, Content-Disposition");
   }
   if (!strcmp(req->http_verb, "OPTIONS")) {
     if (cors && u_map_get_case(req->map_header, "Access-Control-Request-Method")) {
-      u_map_put(resp->map_header, "Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS");
+      u_map_put(resp->map_header, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
       u_map_put(resp->map_header, "Access-Control-Allow-Headers",
                 "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-Id");
       u_map_put(resp->map_header, "Access-Control-Max-Age", "600");
     }
-    u_map_put(resp->map_header, "Allow", "GET, POST, PATCH, DELETE, OPTIONS");
+    u_map_put(resp->map_header, "Allow", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
     set_body(resp, x, 204, NULL, NULL);
     return done();
   }

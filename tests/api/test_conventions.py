@@ -13,7 +13,8 @@ from harness import (API, GENERATED_ID_RE, check, ctx, eq, expect_problem, expec
                      make_user, mk_dept, mk_inspection, qs, test, yaml, db, db_int, sql_str, DUCHA_SRC)
 
 ORIGIN = "https://app.example"
-EXPOSE = ["ETag", "Location", "Link", "X-Request-Id", "Idempotent-Replayed", "Retry-After"]
+# what a browser front end reads: Content-Disposition names the exports (issue 11)
+EXPOSE = ["ETag", "Location", "Link", "X-Request-Id", "Idempotent-Replayed", "Retry-After", "Content-Disposition"]
 
 
 def anon():
@@ -151,7 +152,8 @@ def cors_preflight_for_configured_origin():
         "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
     expect_status(r, 204)
     eq(r.h("Access-Control-Allow-Origin"), ORIGIN)
-    eq(csv_set(r.h("Access-Control-Allow-Methods")), {"get", "post", "patch", "delete", "options"},
+    # every method of the route table (PUT: /calendar/{year})
+    eq(csv_set(r.h("Access-Control-Allow-Methods")), {"get", "post", "put", "patch", "delete", "options"},
        "Access-Control-Allow-Methods")
     eq(csv_set(r.h("Access-Control-Allow-Headers")),
        {"authorization", "content-type", "if-match", "idempotency-key", "x-request-id"},
