@@ -480,14 +480,6 @@ out:
   return s;
 }
 
-/* 1 when a route without parameters answers method on exactly path. */
-static int literal_route(const char *method, const char *path) {
-  for (int i = 0; i < ROUTE_COUNT; i++)
-    if (!strchr(ROUTES[i].path, '{') && !strcmp(ROUTES[i].method, method) && !strcmp(ROUTES[i].path, path))
-      return 1;
-  return 0;
-}
-
 /* DUCHA_PUBLIC_RATE_LIMIT: the public view's callers, counted per client address (NULL: no limit). */
 static struct throttle *public_callers;
 
@@ -505,10 +497,6 @@ static int on_route(const struct _u_request *req, struct _u_response *resp, void
   struct ctx *x = resp->shared_data;
   struct call *c = &x->call;
   int replayed = 0;
-  /* GET /rectifications/export beside GET /rectifications/{id}: Ulfius runs routes of one
-   * priority in any order, so the one with a parameter steps aside for the literal one. */
-  if (strchr(rt->path, '{') && literal_route(req->http_verb, req->url_path))
-    return U_CALLBACK_CONTINUE;
   c->route = rt;
   status s = ST_OK;
   if (rt->flags & R_PRIVATE)
@@ -670,7 +658,10 @@ int http_serve(const struct config *cfg) {
   ulfius_add_endpoint_by_val(&inst, "*", NULL, "/api/v1/*", PRIORITY_AUTH, on_auth, NULL);
   for (int i = 0; i < ROUTE_COUNT; i++) {
     formats[i] = ulfius_format(ROUTES[i].path);
-    if (ulfius_add_endpoint_by_val(&inst, ROUTES[i].method, NULL, formats[i], PRIORITY_APP, on_route,
+    /* Ulfius runs the routes of one priority in any order: GET /rectifications/export must come
+     * before GET /rectifications/{id} */
+    unsigned priority = strchr(ROUTES[i].path, '{') ? PRIORITY_APP_PARAMS : PRIORITY_APP;
+    if (ulfius_add_endpoint_by_val(&inst, ROUTES[i].method, NULL, formats[i], priority, on_route,
                                    (void *)&ROUTES[i]) != U_OK) {
       y_log_message(Y_LOG_LEVEL_ERROR, "cannot register %s %s", ROUTES[i].method, ROUTES[i].path);
       goto out;

@@ -9,8 +9,9 @@
 enum {
   PRIORITY_PREPARE = 0,  /* request id, CORS, body limit */
   PRIORITY_AUTH = 1,     /* bearer token for /api/v1 */
-  PRIORITY_APP = 2,      /* the route table */
-  PRIORITY_FALLBACK = 3  /* 404 / 405 */
+  PRIORITY_APP = 2,        /* the route table: paths without a parameter */
+  PRIORITY_APP_PARAMS = 3, /* then those with one, so that /rectifications/export is not {id} */
+  PRIORITY_FALLBACK = 4    /* 404 / 405 */
 };
 
 /* Serves until SIGINT or SIGTERM (which the caller has blocked); 0 on a clean stop. */
