@@ -69,10 +69,10 @@ status audit_verify(struct call *c) {
     return fail(c, ST_BAD_QUERY, "give the range to verify as from and to");
   const char *params[] = {from, to};
   char count[24];
-  status s = db_budget(c->db, c->cfg->report_timeout);
-  if (s == ST_OK)
-    s = db_value(c->db, count, sizeof count, SQL_COUNT_RANGE, 2, params);
+  status s = resource_report(c);
   if (s != ST_OK)
+    return s;
+  if ((s = db_value(c->db, count, sizeof count, SQL_COUNT_RANGE, 2, params)) != ST_OK)
     return resource_db_failure(c, s);
   if (strtol(count, NULL, 10) > VERIFY_MAX) {
     char msg[120];

@@ -51,6 +51,9 @@ static const struct var VARS[] = {
   {"DUCHA_BODY_LIMIT", "1048576", NUM(body_limit, 1024, 1073741824), "largest request body in bytes"},
   {"DUCHA_STATEMENT_TIMEOUT", "800", NUM(statement_timeout, 100, 600000),
    "milliseconds a statement may run (then 504); a database silent for longer answers 503"},
+  {"DUCHA_MAX_REPORTS", "2", NUM(max_reports, 1, 256),
+   "reports (statistics, exports, audit verification) running at once, each on a database connection of "
+   "the pool for up to DUCHA_REPORT_TIMEOUT; more answer 429"},
   {"DUCHA_REPORT_TIMEOUT", "10000", NUM(report_timeout, 100, 3600000),
    "milliseconds a report (audit verification; statistics and exports) may run"},
   {"DUCHA_CORS_ORIGINS", "", STR(cors_origins), 0, 0, "comma-separated origins allowed by CORS"},

@@ -35,6 +35,7 @@ struct config {
   long request_timeout;   /* seconds for a request's headers to arrive whole */
   long body_min_rate;     /* bytes per second a body must keep up, after that grace */
   long max_streams;       /* streamed responses at once */
+  long max_reports;       /* requests under the report budget at once (db_report) */
   long shutdown_grace;    /* seconds /readyz answers 503 before the listener closes */
   long drain_timeout;     /* seconds requests in flight may take to finish at shutdown */
   long prepare;           /* 1: named prepared statements (off behind PgBouncer 1.18) */

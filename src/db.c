@@ -37,6 +37,7 @@ struct db_conn {
   const char *identity[3];               /* scope, actor, role: the caller's, until the first statement */
   char actor[24];
   int commit_unread;
+  int report;                            /* holds one of the DUCHA_MAX_REPORTS slots (db_report) */
 };
 
 static struct {
@@ -251,9 +252,27 @@ status db_budget(db_conn *c, long ms) {
   return s;
 }
 
+/* Requests of the pool's connections running under the report budget now (db_report). */
+static atomic_long reports_running;
+
+status db_report(db_conn *c) {
+  if (!c->report) {
+    if (atomic_fetch_add(&reports_running, 1) >= pool.cfg->max_reports) {
+      atomic_fetch_sub(&reports_running, 1);
+      return ST_TOO_MANY;
+    }
+    c->report = 1;
+  }
+  return db_budget(c, pool.cfg->report_timeout);
+}
+
 void db_release(db_conn *c) {
   if (!c)
     return;
+  if (c->report) {
+    c->report = 0;
+    atomic_fetch_sub(&reports_running, 1);
+  }
   if (pool.cfg)
     c->deadline_ms = (int)pool.cfg->statement_timeout + 100;
   c->begin_pending = 0;

@@ -68,6 +68,10 @@ status db_begin(db_conn *c) __attribute__((warn_unused_result));
 /* Lets the statements of the current transaction run for up to ms (a report's budget rather
  * than an interactive request's); back to the usual deadline when the connection is released. */
 status db_budget(db_conn *c, long ms) __attribute__((warn_unused_result));
+/* db_budget(DUCHA_REPORT_TIMEOUT) for a request of the pool, when fewer than DUCHA_MAX_REPORTS
+ * requests run under it (else ST_TOO_MANY): reports wait on the database for seconds, and the
+ * pool must keep connections for everyone else. The slot is the request's until db_release. */
+status db_report(db_conn *c) __attribute__((warn_unused_result));
 /* Who a transaction runs for, read by SQL through ducha_scope() and current_setting: scope is
  * 'all', a department id array ("{1,2}"), or NULL/"" for nothing at all. */
 struct db_identity {

@@ -82,9 +82,9 @@ static status write_chunk(struct call *c, const char *ids, void *data) {
 status ledger_export(struct call *c) {
   const char *format = c->query.values[13] ? c->query.values[13] : "xlsx";
   char why[128], name[64];
-  status s = db_budget(c->db, c->cfg->report_timeout);
+  status s = resource_report(c);
   if (s != ST_OK)
-    return resource_db_failure(c, s);
+    return s;
   struct sink k = {table_open(format, "整改台账", 1, why, sizeof why), 1};
   if (!k.t)
     return fail(c, ST_INTERNAL, "%s", why);

@@ -73,6 +73,15 @@ status resource_db_failure(struct call *c, status s) {
 
 static const struct resource *res_of(const struct call *c) { return c->route->resource; }
 
+status resource_report(struct call *c) {
+  status s = db_report(c->db);
+  if (s == ST_TOO_MANY) {
+    c->retry_after = 1;
+    return fail(c, s, "%ld reports are running; try again shortly", c->cfg->max_reports);
+  }
+  return s == ST_OK ? ST_OK : resource_db_failure(c, s);
+}
+
 /* Row id of r: (version, json) in *res (caller clears it), and the version as the ETag. A
  * version "N.more" is a tag of its own: N for If-Match, the whole for If-None-Match. */
 static status get_row(struct call *c, const struct resource *r, int64_t id, PGresult **res) {

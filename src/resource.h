@@ -38,6 +38,10 @@ status resource_value(struct call *c, const char *what, char *out, size_t size, 
 status resource_row(struct call *c, const char *what, PGresult **res, const char *sql, int n,
                     const char *const *params) __attribute__((warn_unused_result));
 
+/* Puts the call under the report budget (db_report): 429 with Retry-After when DUCHA_MAX_REPORTS
+ * reports run already, a failure through resource_db_failure. */
+status resource_report(struct call *c) __attribute__((warn_unused_result));
+
 /* Loads the resource's representation into c->result and c->etag. */
 status resource_load(struct call *c, const struct resource *r, int64_t id);
 

@@ -364,10 +364,10 @@ static const char *const SQL_TREND[2] = {
  * the JSON. ST_NOT_FOUND without it. */
 static status report(struct call *c, const char *sql, int n, const char *const *params) {
   PGresult *r = NULL;
-  status s = db_budget(c->db, c->cfg->report_timeout);
-  if (s == ST_OK)
-    s = db_query(c->db, &r, sql, n, params);
+  status s = resource_report(c);
   if (s != ST_OK)
+    return s;
+  if ((s = db_query(c->db, &r, sql, n, params)) != ST_OK)
     return resource_db_failure(c, s);
   if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
     PQclear(r);
@@ -432,10 +432,10 @@ status statistics_trend(struct call *c) {
     return bad_query(c, "include_sub_units", "goes with responsible_department_id");
   const char *params[] = {v[0] ? v[0] : "month", v[1], v[2], v[3], v[4]};
   PGresult *r = NULL;
-  status s = db_budget(c->db, c->cfg->report_timeout);
-  if (s == ST_OK)
-    s = db_query(c->db, &r, SQL_TREND[department_user(c)], 5, params);
+  status s = resource_report(c);
   if (s != ST_OK)
+    return s;
+  if ((s = db_query(c->db, &r, SQL_TREND[department_user(c)], 5, params)) != ST_OK)
     return resource_db_failure(c, s);
   const char *refused = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
   if (refused && !strcmp(refused, "order"))

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Reports hold database connections for seconds (statistics, exports, audit verification run
+under DUCHA_REPORT_TIMEOUT), so at most DUCHA_MAX_REPORTS of them run at once: one more answers
+429 with Retry-After at once, while interactive requests keep their connections.
+
+The report is kept waiting by a lock on a table only reports read, in a database of this file's
+own (a lock in the shared one would stop the other files' requests)."""
+
+import os
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (API, DATABASE_URL, OWNER_DATABASE_URL, PsqlSession, Server, check, ctx, db, eq,  # noqa: E402
+                     expect_problem, expect_status, main, run_cli, tail, test)
+
+state = {"servers": [], "dbs": []}
+
+
+def url_for(base, name):
+    u = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
+def own_database():
+    name = "ducha_t_%s_reports" % ctx.prefix
+    owner = OWNER_DATABASE_URL or DATABASE_URL
+    db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
+    db("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'" % name,
+       url=url_for(owner, "postgres"))
+    state["dbs"].append(name)
+    owner_url, app_url = url_for(owner, name), url_for(DATABASE_URL, name)
+    for cmd in (["migrate"], ["seed"]):
+        p = run_cli(cmd, env={"DATABASE_URL": app_url, "DUCHA_MIGRATION_DATABASE_URL": owner_url})
+        eq(p.returncode, 0, "%s: %s" % (cmd[0], tail(p.stderr)))
+    return owner_url, app_url
+
+
+@test
+def one_report_too_many_is_429_and_the_rest_go_on():
+    owner_url, app_url = own_database()
+    srv = Server({"DUCHA_MAX_REPORTS": "1"}, database_url=app_url).start()
+    state["servers"].append(srv)
+    env = {"DATABASE_URL": app_url}
+    run_cli(["user", "create", "--username", "rp_admin", "--role", "admin", "--password-stdin"],
+            stdin="pw-secret-1", env=env, check_rc=True)
+    token = run_cli(["token", "create", "--user", "rp_admin"], env=env, check_rc=True).stdout.strip().split()[-1]
+    admin = srv.client(token)
+    expect_status(admin.get(API + "/statistics/departments"), 200, "a report alone")
+
+    locker = PsqlSession(owner_url)
+    locker.q("BEGIN")
+    locker.q("LOCK TABLE statistics_state IN ACCESS EXCLUSIVE MODE")
+    held = {}
+    t = threading.Thread(target=lambda: held.update(r=admin.get(API + "/statistics/departments", timeout=30)))
+    t.start()
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and db(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'statistics_state'::regclass",
+                url=owner_url) == "0":
+            time.sleep(0.05)
+        check(time.time() < deadline, "the first report waits on the lock")
+        r = admin.get(API + "/statistics/trend")
+        expect_problem(r, 429, "too-many-requests")
+        check(r.h("Retry-After") is not None, "Retry-After")
+        expect_status(admin.get(API + "/audit-events/verify?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"), 429,
+                      "every kind of report counts")
+        started = time.time()
+        expect_status(admin.get(API + "/departments?limit=5"), 200, "interactive requests go on")
+        check(time.time() - started < 2, "at once")
+    finally:
+        locker.q("ROLLBACK")
+        locker.close()
+        t.join(30)
+    expect_status(held["r"], 200, "the waiting report, once the lock went")
+    expect_status(admin.get(API + "/statistics/trend"), 200, "its slot is free again")
+
+
+def cleanup():
+    for srv in state["servers"]:
+        if srv.alive():
+            srv.stop()
+    owner = OWNER_DATABASE_URL or DATABASE_URL
+    for name in state["dbs"]:
+        try:
+            db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@test
+def the_server_stops_and_its_database_goes():
+    for srv in state["servers"]:
+        if srv.alive():
+            eq(srv.stop(), 0, "exit status; output:\n%s" % tail(srv.output(), 20))
+    cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        cleanup()
