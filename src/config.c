@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "address.h"
 #include "net.h"
 #include "validate.h"
 
@@ -90,13 +91,28 @@ static const struct var VARS[] = {
    " counted by each replica (0: no limit)"},
   {"DUCHA_STATISTICS_EVERY", "300", NUM(statistics_every, 1, 86400),
    "seconds between catch-ups of the statistics' counts: past deadlines, a replaced calendar (job statistics)"},
-  {"DUCHA_JOBS", "purge-idempotency-keys,audit-checkpoint,escalation,statistics", STR(jobs), 0, 0,
-   "background jobs this process takes part in (comma-separated, or none); each run happens once across replicas"},
+  {"DUCHA_JOBS", "purge-idempotency-keys,audit-checkpoint,escalation,statistics,webhooks", STR(jobs), 0, 0,
+   "background jobs this process takes part in (comma-separated, or none); each run happens once across replicas;"
+   " webhooks: the delivery of webhook events"},
   {"DUCHA_JOB_POLL_MS", "5000", NUM(job_poll_ms, 50, 3600000), "milliseconds between the worker's looks for a due job"},
   {"DUCHA_CHECKPOINT_EVERY", "3600", NUM(checkpoint_every, 1, 31536000),
    "seconds between audit checkpoints (job audit-checkpoint, when an audit key is set and events came)"},
   {"DUCHA_IDEMPOTENCY_PURGE_EVERY", "3600", NUM(idempotency_purge_every, 1, 31536000),
    "seconds between purges of Idempotency-Keys past their 24 hours (job purge-idempotency-keys)"},
+  {"DUCHA_WEBHOOK_ALLOW", "", STR(webhook_allow), 0, 0,
+   "addresses and networks (IPv4 or IPv6, comma-separated) webhooks may be delivered to although they are"
+   " loopback, private or link-local ones"},
+  {"DUCHA_WEBHOOK_TIMEOUT_MS", "10000", NUM(webhook_timeout_ms, 100, 120000),
+   "milliseconds a receiver has to answer a delivery with a 2xx"},
+  {"DUCHA_WEBHOOK_RETRY_BASE_MS", "10000", NUM(webhook_retry_base_ms, 10, 3600000),
+   "pause before a failed delivery's second attempt; it doubles for each attempt after (at most an hour)"},
+  {"DUCHA_WEBHOOK_RETRY_FOR", "86400", NUM(webhook_retry_for, 1, 2592000),
+   "seconds after its event that a delivery is tried, then it is failed"},
+  {"DUCHA_WEBHOOK_SECRET_OVERLAP", "86400", NUM(webhook_secret_overlap, 0, 2592000),
+   "seconds a webhook's old secret still signs deliveries after a new one is set"},
+  {"DUCHA_WEBHOOK_CONCURRENCY", "8", NUM(webhook_concurrency, 1, 256), "deliveries under way at once in this process"},
+  {"DUCHA_WEBHOOK_POLL_MS", "1000", NUM(webhook_poll_ms, 10, 3600000),
+   "milliseconds between looks for due deliveries (a change's own notification wakes the loop at once)"},
 };
 
 static void append(char *err, size_t errlen, const char *name, const char *value, const char *why) {
@@ -187,7 +203,9 @@ int config_load(struct config *cfg, config_getenv_fn get, char *err, size_t errl
       append(err, errlen, "DUCHA_TIMEZONE", cfg->timezone, "is not a time zone this machine knows");
   }
   if (!proxies_valid(cfg->trusted_proxies))
-    append(err, errlen, "DUCHA_TRUSTED_PROXIES", cfg->trusted_proxies, "is not a list of a.b.c.d or a.b.c.d/n");
+    append(err, errlen, "DUCHA_TRUSTED_PROXIES", cfg->trusted_proxies, "is not a list of addresses or networks");
+  if (!cidr_list_valid(cfg->webhook_allow))
+    append(err, errlen, "DUCHA_WEBHOOK_ALLOW", cfg->webhook_allow, "is not a list of addresses or networks");
   if (!cfg->database_url[0])
     append(err, errlen, "DATABASE_URL", "", "is required");
   return err[0] ? -1 : 0;

@@ -47,6 +47,9 @@ struct config {
   long escalation_every;  /* seconds between runs of the escalation job */
   long public_rate_limit; /* requests a minute per client address on the public view (0: none) */
   long statistics_every;  /* seconds between runs of the statistics job */
+  char webhook_allow[1024];   /* networks webhooks may reach although not public (address.c) */
+  long webhook_timeout_ms, webhook_retry_base_ms, webhook_retry_for, webhook_secret_overlap;
+  long webhook_concurrency, webhook_poll_ms;
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

@@ -75,17 +75,19 @@ static const char *SQL_IDENTITY = "SELECT set_config('ducha.scope', $1, true), s
 
 /* Session settings every connection gets: UTC times, the statement timeout, the local zone of
  * deadlines (read by SQL as current_setting('ducha.timezone')), the 督办 thresholds (read by
- * ducha_escalation, migrations/0013), and the cost of a page read
+ * ducha_escalation, migrations/0013), how long a webhook's old secret still signs (webhooks.c),
+ * and the cost of a page read
  * out of order for data that is cached or on SSD: with the default 4 the planner reads a
  * 200-row catalogue (departments, users) from end to end for every name it looks up (10 µs)
  * rather than through its primary key (1 µs); on a ledger page that was half the time. */
 static int session_setup(PGconn *pg, const struct config *cfg) {
-  char timeout[32], blue[24], red[24], urges[24];
+  char timeout[32], blue[24], red[24], urges[24], overlap[24];
   snprintf(timeout, sizeof timeout, "%ld", cfg->statement_timeout);
   snprintf(blue, sizeof blue, "%ld", cfg->escalation_blue_days);
   snprintf(red, sizeof red, "%ld", cfg->escalation_red_days);
   snprintf(urges, sizeof urges, "%ld", cfg->escalation_red_urges);
-  const char *params[] = {timeout, cfg->timezone, blue, red, urges};
+  snprintf(overlap, sizeof overlap, "%ld", cfg->webhook_secret_overlap);
+  const char *params[] = {timeout, cfg->timezone, blue, red, urges, overlap};
   PGresult *r = PQexecParams(pg,
                              "SELECT set_config('statement_timeout', $1, false),"
                              " set_config('TimeZone', 'UTC', false),"
@@ -94,11 +96,12 @@ static int session_setup(PGconn *pg, const struct config *cfg) {
                              " set_config('ducha.escalation_blue_days', $3, false),"
                              " set_config('ducha.escalation_red_days', $4, false),"
                              " set_config('ducha.escalation_red_urges', $5, false),"
+                             " set_config('ducha.webhook_secret_overlap', $6, false),"
                              " set_config('application_name', 'ducha', false),"
                              " set_config('client_min_messages', 'warning', false),"
                              " set_config('random_page_cost', '1.1', false),"
                              " set_config('jit', 'off', false)", /* compiling costs more than short queries take */
-                             5, NULL, params, NULL, NULL, 0);
+                             6, NULL, params, NULL, NULL, 0);
   int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
   if (ok && cfg->prepare) {
     PQclear(r);
@@ -653,8 +656,9 @@ status db_commit(db_conn *c) {
 }
 
 void db_rollback(db_conn *c) {
+  int sent = !c->begin_pending; /* nothing was sent: nothing to roll back (and no WARNING on stderr) */
   c->begin_pending = 0;
   c->read_only = 0;
-  if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
+  if (sent && c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
     PQclear(run(c, "ROLLBACK", 0, NULL, PING_DEADLINE_MS * 3, 0, 0));
 }

@@ -1,4 +1,5 @@
 /* ducha: inspection and rectification tracking. One binary, several subcommands. */
+#include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "resources.h"
+#include "webhook_delivery.h"
 #include "worker.h"
 
 #ifndef DUCHA_VERSION
@@ -65,7 +67,10 @@ static int serve(const struct config *cfg) {
   auth_cache_init(cfg->token_cache_seconds * 1000);
   if (worker_start(cfg))
     y_log_message(Y_LOG_LEVEL_ERROR, "worker: cannot start; background jobs will not run here");
+  if (webhook_delivery_start(cfg))
+    y_log_message(Y_LOG_LEVEL_ERROR, "webhooks: cannot start; no deliveries from here");
   int rc = http_serve(cfg);
+  webhook_delivery_stop();
   worker_stop();
   metrics_stop();
   auth_cache_free();
@@ -108,6 +113,12 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  /* before any thread: libcurl's set-up is not thread-safe (webhooks) */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+    fprintf(stderr, "ducha: cannot set up libcurl\n");
+    return 1;
+  }
+  atexit(curl_global_cleanup);
   if (config_load(&cfg, (config_getenv_fn)getenv, err, sizeof err)) {
     fprintf(stderr, "ducha: bad configuration: %s\n", err);
     return 2;

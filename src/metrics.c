@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "db.h"
 #include "text.h"
+#include "webhook_delivery.h"
 #include "worker.h"
 
 #ifndef DUCHA_VERSION
@@ -147,8 +148,21 @@ static void jobs(struct text *t) {
   family(t, "ducha_job_failures_total", "counter", "Background job runs in this process that failed.");
   for (size_t i = 0; i < n; i++)
     text_printf(t, "ducha_job_failures_total{job=\"%s\"} %llu\n", js[i].name, js[i].failures);
-  /* Webhooks (issue 12, not yet built) add theirs here: ducha_webhook_queue (gauge: deliveries
-   * waiting) and ducha_webhook_deliveries_failed_total (counter: marked failed). */
+}
+
+static void webhooks(struct text *t) {
+  struct webhook_stats w;
+  webhook_delivery_stats(&w);
+  family(t, "ducha_webhook_deliveries_total", "counter",
+         "Webhook delivery attempts of this process by outcome: delivered, retry (tried again later),"
+         " failed (given up after DUCHA_WEBHOOK_RETRY_FOR).");
+  text_printf(t, "ducha_webhook_deliveries_total{outcome=\"delivered\"} %llu\n", w.delivered);
+  text_printf(t, "ducha_webhook_deliveries_total{outcome=\"retry\"} %llu\n", w.retried);
+  text_printf(t, "ducha_webhook_deliveries_total{outcome=\"failed\"} %llu\n", w.failed);
+  gauge(t, "ducha_webhook_in_flight", "Webhook deliveries being attempted by this process now.", w.in_flight);
+  if (w.running) /* known to the processes that deliver */
+    gauge(t, "ducha_webhook_queue", "Webhook deliveries pending (all replicas), at the delivery loop's last look.",
+          w.queue);
 }
 
 char *metrics_text(size_t *len) {
@@ -170,6 +184,7 @@ char *metrics_text(size_t *len) {
          "Statements cancelled by statement_timeout (answered 504 query-timeout).");
   text_printf(&t, "ducha_db_statement_timeouts_total %llu\n", pool.timeouts);
   jobs(&t);
+  webhooks(&t);
   return text_take(&t, len);
 }
 

@@ -5,9 +5,9 @@
 
 #include <stddef.h>
 
-/* 1 when every entry of the comma-separated list is an IPv4 address or a.b.c.d/n. */
+/* 1 when every entry of the comma-separated list is an address or a network (IPv4 or IPv6). */
 int proxies_valid(const char *list);
-/* 1 when addr (dotted IPv4) is one of the list's addresses or networks. */
+/* 1 when addr (IPv4 or IPv6 text) is one of the list's addresses or networks. */
 int proxies_has(const char *list, const char *addr);
 /* The client's address: peer (the socket's) unless peer is a trusted proxy, in which case the
  * right-most address of X-Forwarded-For (forwarded, may be NULL) that is not itself a trusted

@@ -6,9 +6,11 @@
 #include "resource.h"
 
 extern const struct resource DEPARTMENTS, CHECKLISTS, TASKS, BATCHES, INSPECTIONS, ITEMS, PROBLEMS,
-    RECTIFICATIONS, USERS, TOKENS;
+    RECTIFICATIONS, USERS, TOKENS, WEBHOOKS, WEBHOOK_DELIVERIES;
 extern const struct qparam DEPARTMENT_FILTERS[], CHECKLIST_FILTERS[], BATCH_FILTERS[],
-    INSPECTION_FILTERS[], ITEM_FILTERS[], USER_FILTERS[], TOKEN_FILTERS[];
+    INSPECTION_FILTERS[], ITEM_FILTERS[], USER_FILTERS[], TOKEN_FILTERS[], DELIVERY_FILTERS[];
+/* POST /webhook-deliveries/{id}/redeliver (webhooks.c). */
+status webhook_redeliver(struct call *c);
 
 status department_merge(struct call *c);
 /* POST /departments/import: units from a sheet, each under its parent named by name or path. */

@@ -128,6 +128,13 @@ const struct route ROUTES[] = {
    NULL, 0},
   {"GET", "/api/v1/public/inspections/{id}", public_inspection_get, R_PUBLIC | R_PUBLIC_VIEW, NULL, NULL, 0},
 
+  CRUD("webhooks", WEBHOOKS, NULL, A, A),
+  {"POST", "/api/v1/webhooks", res_create, R_BODY | R_CREATED | R_PRIVATE, NULL, &WEBHOOKS, A},
+  {"GET", "/api/v1/webhooks/{id}/deliveries", res_list, R_LIST | R_PRIVATE, DELIVERY_FILTERS, &WEBHOOK_DELIVERIES, A},
+  {"GET", "/api/v1/webhook-deliveries/{id}", res_get, R_PRIVATE | R_ONE_STATEMENT, NULL, &WEBHOOK_DELIVERIES, A},
+  {"POST", "/api/v1/webhook-deliveries/{id}/redeliver", webhook_redeliver, R_BODY | R_BODY_OPTIONAL | R_CREATED | R_PRIVATE,
+   NULL, &WEBHOOK_DELIVERIES, A},
+
   {"GET", "/api/v1/me", me_get, R_BEFORE_PASSWORD_CHANGE | R_PRIVATE, NULL, NULL, ALL},
   {"PATCH", "/api/v1/me", me_patch, PATCH_FLAGS | R_PRIVATE | R_CALLERS, NULL, NULL, ALL},
   {"GET", "/api/v1/me/todo", rectification_todo, 0, NULL, NULL, ALL},

@@ -159,7 +159,7 @@ def role_user(role):
 # ------------------------------------------------------------------------------ snapshots
 
 TABLES = {"departments", "checklists", "batches", "inspections", "items", "problems", "rectifications", "users",
-          "tokens"}
+          "tokens", "webhooks", "webhook_deliveries"}
 
 
 def snapshot(refs, request_id=None):
@@ -984,6 +984,61 @@ op("POST", "/api/v1/audit-events/checkpoints", victim=lambda s: {"path": API + "
    destructive=True, check=lambda v, role, s, resp: eq(len(resp.json["heads"]), 16, "heads of a checkpoint"))
 op("GET", "/api/v1/audit-events/checkpoints/{id}", victim=v_checkpoint,
    check=lambda v, role, s, resp: eq(resp.json["seq"], v["seq"], "the checkpoint"))
+
+
+# webhooks: administrators only. The subscriptions are inactive and name a public address
+# literal, so the shared database's changes queue nothing for them and no name is looked up.
+HOOK = {"url": "https://93.184.215.14/ducha-matrix", "events": ["inspection.created"],
+        "secret": "matrix-webhook-secret-0123456789", "active": False}
+
+
+def new_webhook(description=None):
+    r = ctx.admin.post(API + "/webhooks", json=dict(HOOK, description=description or ctx.uniq("矩阵订阅")))
+    expect_status(r, 201, "make a webhook")
+    return r.json
+
+
+def v_webhook(s):
+    w = new_webhook()
+    return {"path": API + "/webhooks/%d" % w["id"], "refs": [("row", "webhooks", w["id"])]}
+
+
+def v_new_webhook(s):
+    d = ctx.uniq("矩阵新订阅")
+    return {"path": API + "/webhooks", "description": d, "refs": [("count", "webhooks", "description", d)]}
+
+
+def v_delivery(s):
+    """A delivered delivery, written in SQL: no delivery loop runs on the shared database."""
+    w = new_webhook()
+    event = q1("INSERT INTO webhook_events (type, occurred_at, audit_event_id, resource_type, resource_id, change)"
+               " VALUES ('inspection.created', now(), 1, 'inspection', 1, '{\"action\": \"create\", \"audit_event_id\": 1,"
+               " \"actor_id\": null, \"request_id\": null, \"before\": null, \"after\": null}') RETURNING id")
+    d = int(q1("INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, delivered_at)"
+               " VALUES (%d, %s, 'delivered', 1, now()) RETURNING id" % (w["id"], event)))
+    return {"path": API + "/webhook-deliveries/%d" % d, "id": d, "webhook": w["id"],
+            "refs": [("row", "webhook_deliveries", d), ("count", "webhook_deliveries", "webhook_id", str(w["id"]))]}
+
+
+def v_deliveries(s):
+    v = v_delivery(s)
+    return dict(v, path=API + "/webhooks/%d/deliveries" % v["webhook"])
+
+
+op("GET", "/api/v1/webhooks", victim=lambda s: {"path": API + "/webhooks", "refs": []})
+op("POST", "/api/v1/webhooks", victim=v_new_webhook, destructive=True,
+   body=lambda v, role: dict(HOOK, description=v["description"]))
+op("GET", "/api/v1/webhooks/{id}", victim=v_webhook,
+   check=lambda v, role, s, resp: check("secret" not in resp.json, "the secret is not shown"))
+op("PATCH", "/api/v1/webhooks/{id}", victim=v_webhook, body=lambda v, role: {"events": ["inspection.closed"]},
+   etag=admin_etag)
+op("DELETE", "/api/v1/webhooks/{id}", victim=v_webhook, etag=admin_etag, destructive=True, check=gone_after)
+op("GET", "/api/v1/webhooks/{id}/deliveries", victim=v_deliveries,
+   check=lambda v, role, s, resp: eq([d["id"] for d in resp.json["data"]], [v["id"]], "the delivery"))
+op("GET", "/api/v1/webhook-deliveries/{id}", victim=v_delivery,
+   check=lambda v, role, s, resp: eq(resp.json["status"], "delivered", "the delivery"))
+op("POST", "/api/v1/webhook-deliveries/{id}/redeliver", victim=lambda s: (lambda v: dict(v, path=v["path"] + "/redeliver"))(v_delivery(s)), destructive=True,
+   check=lambda v, role, s, resp: eq(resp.json["redelivery_of"], v["id"], "a new delivery of it"))
 
 
 # ------------------------------------------------------------------------------ the matrix
