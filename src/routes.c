@@ -128,7 +128,10 @@ const struct route ROUTES[] = {
    NULL, 0},
   {"GET", "/api/v1/public/inspections/{id}", public_inspection_get, R_PUBLIC | R_PUBLIC_VIEW, NULL, NULL, 0},
 
-  CRUD("webhooks", WEBHOOKS, NULL, A, A),
+  {"GET", "/api/v1/webhooks", res_list, R_LIST | R_PRIVATE, NULL, &WEBHOOKS, A},
+  {"GET", ITEM_PATH("webhooks"), res_get, R_ONE_STATEMENT | R_PRIVATE, NULL, &WEBHOOKS, A},
+  {"PATCH", ITEM_PATH("webhooks"), res_patch, PATCH_FLAGS | R_PRIVATE, NULL, &WEBHOOKS, A},
+  {"DELETE", ITEM_PATH("webhooks"), res_delete, DELETE_FLAGS | R_PRIVATE, NULL, &WEBHOOKS, A},
   {"POST", "/api/v1/webhooks", res_create, R_BODY | R_CREATED | R_PRIVATE, NULL, &WEBHOOKS, A},
   {"GET", "/api/v1/webhooks/{id}/deliveries", res_list, R_LIST | R_PRIVATE, DELIVERY_FILTERS, &WEBHOOK_DELIVERIES, A},
   {"GET", "/api/v1/webhook-deliveries/{id}", res_get, R_PRIVATE | R_ONE_STATEMENT, NULL, &WEBHOOK_DELIVERIES, A},

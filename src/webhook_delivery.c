@@ -59,6 +59,7 @@ static struct {
   atomic_int stopping;
   atomic_ullong delivered, retried, failed;
   atomic_llong queue, in_flight;
+  long next_due_ms; /* the loop's: when a retry recorded here is due (0: none known) */
 } D;
 
 static const char *SQL_CLAIM =
@@ -84,7 +85,8 @@ static const char *SQL_DONE =
     " response_status = $3::int, response_excerpt = $4, error = $5, duration_ms = $7::int, version = d.version + 1"
     " FROM (SELECT now() + least(make_interval(secs => $8::double precision / 1000 * 2 ^ least(x.attempts - 1, 20)),"
     "   interval '1 hour') AS at FROM webhook_deliveries x WHERE x.id = $1) n"
-    " WHERE d.id = $1 AND d.status = 'pending' RETURNING d.status";
+    " WHERE d.id = $1 AND d.status = 'pending'"
+    " RETURNING d.status, ceil(extract(epoch FROM d.next_attempt_at - statement_timestamp()) * 1000)::bigint + 2";
 
 /* An attempt not finished at shutdown: due again at once, for another replica. */
 static const char *SQL_RELEASE =
@@ -269,7 +271,15 @@ static status finish(db_conn *db, struct transfer *t, CURLcode result) {
   const char *params[] = {t->id, ok ? "true" : "false", code ? status_code : NULL, t->got ? t->excerpt : NULL,
                           error[0] ? error : NULL, retry_for, duration, base};
   char outcome[16] = "";
-  status s = db ? db_value(db, outcome, sizeof outcome, SQL_DONE, 8, params) : ST_UNAVAILABLE;
+  PGresult *r = NULL;
+  status s = db ? db_row(db, &r, SQL_DONE, 8, params) : ST_UNAVAILABLE;
+  if (s == ST_OK) {
+    snprintf(outcome, sizeof outcome, "%s", PQgetvalue(r, 0, 0));
+    long due = now_ms() + strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    if (!strcmp(outcome, "pending") && (!D.next_due_ms || due < D.next_due_ms))
+      D.next_due_ms = due; /* the loop looks again then, not only at its next poll */
+  }
+  PQclear(r);
   if (!strcmp(outcome, "delivered"))
     atomic_fetch_add(&D.delivered, 1);
   else if (!strcmp(outcome, "failed"))
@@ -366,7 +376,7 @@ static void count_queue(db_conn *db) {
 static void *loop(void *arg) {
   (void)arg;
   db_conn *db = NULL;
-  long next_look = 0, next_count = 0, backoff = 500, stop_by = 0;
+  long next_look = 0, next_count = 0, backoff = 500, stop_by = 0, due_at = 0;
   int wanted = 1;
   for (;;) {
     long now = now_ms();
@@ -384,6 +394,10 @@ static void *loop(void *arg) {
         next_look = now + backoff;
         backoff = backoff < 60000 ? backoff * 2 : 60000;
       }
+    }
+    if (due_at && now >= due_at) {
+      wanted = 1; /* a retry recorded here is due */
+      due_at = 0;
     }
     long room = D.cfg->webhook_concurrency - atomic_load(&D.in_flight);
     if (db && !stopping && room > 0 && (wanted || now >= next_look)) {
@@ -404,10 +418,13 @@ static void *loop(void *arg) {
       db_close(db);
       db = NULL;
     }
+    if (D.next_due_ms && (!due_at || D.next_due_ms < due_at))
+      due_at = D.next_due_ms; /* a retry recorded just now */
+    D.next_due_ms = 0;
     if (db && notified(db))
       wanted = 1;
     struct curl_waitfd fd = {db ? PQsocket(db_pg(db)) : CURL_SOCKET_BAD, CURL_WAIT_POLLIN, 0};
-    long wait = next_look - now_ms();
+    long wait = (due_at && due_at < next_look ? due_at : next_look) - now_ms();
     if (wanted && room > 0 && db)
       wait = 0;
     wait = wait < 0 ? 0 : wait > 1000 ? 1000 : wait;

@@ -93,6 +93,8 @@ static status url_check(struct call *c, const char *url) {
 static status subscription_check(struct call *c) {
   json_t *events = json_object_get(c->body, "events"), *e;
   size_t i;
+  if (events && !json_array_size(events))
+    errors_add(c->errors, "/events", "name at least one event type");
   json_array_foreach(events, i, e) {
     char ptr[32];
     snprintf(ptr, sizeof ptr, "/events/%zu", i);

@@ -230,6 +230,40 @@ def db_try(sql, url=None):
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
+def url_for(base, name):
+    """base (a postgresql:// URL) with database name."""
+    u = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
+def fresh_database(name):
+    """A new, empty database like the README's (UTF8, C.UTF-8, the schema owner's): its owner's
+    and the service role's URLs. A file whose test would disturb the shared database (locks,
+    subscriptions, restores) works in one of its own."""
+    owner = OWNER_DATABASE_URL or DATABASE_URL
+    db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
+    db("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'" % name,
+       url=url_for(owner, "postgres"))
+    return url_for(owner, name), url_for(DATABASE_URL, name)
+
+
+def own_database(name):
+    """fresh_database, migrated and seeded."""
+    owner_url, app_url = fresh_database(name)
+    for cmd in (["migrate"], ["seed"]):
+        p = run_cli(cmd, env={"DATABASE_URL": app_url, "DUCHA_MIGRATION_DATABASE_URL": owner_url})
+        eq(p.returncode, 0, "%s: %s" % (cmd[0], tail(p.stderr)))
+    return owner_url, app_url
+
+
+def drop_database(name):
+    """Drops what fresh_database made, whoever is still connected; quietly."""
+    try:
+        db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(OWNER_DATABASE_URL or DATABASE_URL, "postgres"))
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def db_owner(sql):
     """db() as the schema owner (DUCHA_MIGRATION_DATABASE_URL); skips the test when it is not set.
     Several statements in one string run in one transaction."""

@@ -14,7 +14,7 @@ import tempfile
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, DATABASE_URL, OWNER_DATABASE_URL, Server, check, ctx, db, eq, expect_status,  # noqa: E402
+from harness import (API, Server, check, ctx, db, drop_database, eq, expect_status, fresh_database,  # noqa: E402
                      main, qs, run_cli, skip, tail, test)
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -27,26 +27,12 @@ def tool(name):
     return path if os.path.exists(path) else name
 
 
-def url_for(base, name):
-    u = urllib.parse.urlsplit(base)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
-
-
 def key_file(name, data):
     """A new key file of mode 0600 (mkstemp's) in KEY_DIR."""
     fd, path = tempfile.mkstemp(prefix=name + ".", dir=KEY_DIR)
     os.write(fd, data)
     os.close(fd)
     return path
-
-
-def fresh_database(name):
-    """A new database like the README's: UTF8, C.UTF-8, owned by the schema owner."""
-    owner = OWNER_DATABASE_URL or DATABASE_URL
-    db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
-    db("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'" % name,
-       url=url_for(owner, "postgres"))
-    return url_for(owner, name), url_for(DATABASE_URL, name)
 
 
 def server(app_url, key):
@@ -195,12 +181,8 @@ def cleanup():
     for srv in state["servers"]:
         if srv.alive():
             srv.stop()
-    owner = OWNER_DATABASE_URL or DATABASE_URL
     for name in state.get("dbs", []):
-        try:
-            db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
-        except Exception:  # noqa: BLE001
-            pass
+        drop_database(name)
 
 
 @test

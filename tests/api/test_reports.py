@@ -10,37 +10,23 @@ import os
 import sys
 import threading
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, DATABASE_URL, OWNER_DATABASE_URL, PsqlSession, Server, check, ctx, db, eq,  # noqa: E402
-                     expect_problem, expect_status, main, run_cli, tail, test)
+from harness import (API, PsqlSession, Server, check, ctx, db, drop_database, eq, expect_problem,  # noqa: E402
+                     expect_status, main, own_database, run_cli, tail, test)
 
 state = {"servers": [], "dbs": []}
 
 
-def url_for(base, name):
-    u = urllib.parse.urlsplit(base)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
-
-
-def own_database():
+def own_db():
     name = "ducha_t_%s_reports" % ctx.prefix
-    owner = OWNER_DATABASE_URL or DATABASE_URL
-    db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
-    db("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'" % name,
-       url=url_for(owner, "postgres"))
     state["dbs"].append(name)
-    owner_url, app_url = url_for(owner, name), url_for(DATABASE_URL, name)
-    for cmd in (["migrate"], ["seed"]):
-        p = run_cli(cmd, env={"DATABASE_URL": app_url, "DUCHA_MIGRATION_DATABASE_URL": owner_url})
-        eq(p.returncode, 0, "%s: %s" % (cmd[0], tail(p.stderr)))
-    return owner_url, app_url
+    return own_database(name)
 
 
 @test
 def one_report_too_many_is_429_and_the_rest_go_on():
-    owner_url, app_url = own_database()
+    owner_url, app_url = own_db()
     srv = Server({"DUCHA_MAX_REPORTS": "1"}, database_url=app_url).start()
     state["servers"].append(srv)
     env = {"DATABASE_URL": app_url}
@@ -83,12 +69,8 @@ def cleanup():
     for srv in state["servers"]:
         if srv.alive():
             srv.stop()
-    owner = OWNER_DATABASE_URL or DATABASE_URL
     for name in state["dbs"]:
-        try:
-            db("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, url=url_for(owner, "postgres"))
-        except Exception:  # noqa: BLE001
-            pass
+        drop_database(name)
 
 
 @test
