@@ -3,7 +3,7 @@
 -- (src/webhook_delivery.c) posts them.
 --
 -- Every change already writes one audit event in its transaction (audit_append), so the outbox is
--- filled by a trigger on audit_events, at the commit of that transaction: an event type of the change (webhook_event_types), a
+-- filled by a trigger on audit_events: an event type of the change (webhook_event_types), a
 -- snapshot of the resource (webhook_resource), one delivery per subscription that wants it, and
 -- a NOTIFY that wakes the delivery loop once the transaction commits. Without a subscription that
 -- wants the type the trigger writes nothing.
@@ -94,7 +94,9 @@ RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
   END
 $$;
 
--- What a receiver is told of the record an event is about, as its transaction leaves it.
+-- What a receiver is told of the record an event is about, as it is at the event. An audit
+-- checkpoint's event comes before the checkpoint's row (its heads include the event): its
+-- snapshot is taken when it is sent (webhook_body), checkpoints never change.
 CREATE FUNCTION webhook_resource(p_type text, p_id bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT CASE p_type
     WHEN 'inspection' THEN (SELECT jsonb_build_object('id', i.id, 'title', i.title, 'status', i.status,
@@ -150,15 +152,13 @@ BEGIN
   PERFORM pg_notify('ducha_webhooks', '');
   RETURN NULL;
 END $$;
--- At commit (deferred), so that the snapshot is the record as the transaction leaves it: an
--- audit checkpoint's event is written before the checkpoint it announces, a close before the
--- inspection it closes.
-CREATE CONSTRAINT TRIGGER audit_events_webhooks AFTER INSERT ON audit_events
-  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION webhook_enqueue();
+CREATE TRIGGER audit_events_webhooks AFTER INSERT ON audit_events
+  FOR EACH ROW EXECUTE FUNCTION webhook_enqueue();
 
 -- The body a receiver gets: the same text for each attempt of a delivery.
 CREATE FUNCTION webhook_body(e webhook_events) RETURNS text LANGUAGE sql STABLE AS $$
   SELECT json_build_object('id', e.id, 'type', e.type, 'occurred_at', e.occurred_at,
     'resource_type', e.resource_type, 'resource_id', e.resource_id,
-    'href', webhook_href(e.resource_type, e.resource_id), 'resource', e.resource, 'change', e.change)::text
+    'href', webhook_href(e.resource_type, e.resource_id),
+    'resource', coalesce(e.resource, webhook_resource(e.resource_type, e.resource_id)), 'change', e.change)::text
 $$;

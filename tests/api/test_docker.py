@@ -22,7 +22,8 @@ import yaml  # noqa: E402
 DOCKER = os.path.join(DUCHA_SRC, "docker")
 PACKAGES = os.path.join(DUCHA_SRC, "scripts", "packages")
 # In the runtime list without being the package of a library build/ducha links, and why.
-RUNTIME_EXTRA = {"tzdata": "DUCHA_TIMEZONE's zone files (config.c checks /usr/share/zoneinfo)"}
+RUNTIME_EXTRA = {"tzdata": "DUCHA_TIMEZONE's zone files (config.c checks /usr/share/zoneinfo)",
+                 "ca-certificates": "the authorities libcurl checks a webhook receiver's https certificate against"}
 
 
 def package_list(name):
