@@ -336,10 +336,10 @@ static int claim(db_conn *db, long room) {
   return n;
 }
 
-/* Records every finished attempt; -1 when the connection failed. */
+/* Records every finished attempt: how many, or -1 when the connection failed. */
 static int reap(db_conn **db) {
   CURLMsg *m;
-  int left, rc = 0;
+  int left, rc = 0, n = 0;
   while ((m = curl_multi_info_read(D.multi, &left))) {
     if (m->msg != CURLMSG_DONE)
       continue;
@@ -351,8 +351,9 @@ static int reap(db_conn **db) {
     if (finish(*db, t, result) == ST_UNAVAILABLE)
       rc = -1; /* not recorded: the lease runs out and the delivery is tried again */
     transfer_free(t);
+    n++;
   }
-  return rc;
+  return rc < 0 ? rc : n;
 }
 
 /* Hands back the attempts still under way. */
@@ -377,7 +378,7 @@ static void *loop(void *arg) {
   (void)arg;
   db_conn *db = NULL;
   long next_look = 0, next_count = 0, backoff = 500, stop_by = 0, due_at = 0;
-  int wanted = 1;
+  int wanted = 1, moved = 1;
   for (;;) {
     long now = now_ms();
     int stopping = atomic_load(&D.stopping);
@@ -407,16 +408,22 @@ static void *loop(void *arg) {
       if (n < 0) {
         db_close(db);
         db = NULL;
-      } else if (now >= next_count) {
-        count_queue(db);
-        next_count = now + 1000;
       }
+      moved |= n > 0;
     }
     int running;
     curl_multi_perform(D.multi, &running);
-    if (reap(&db) && db) {
+    int done = reap(&db);
+    if (done < 0 && db) {
       db_close(db);
       db = NULL;
+    }
+    moved |= done > 0;
+    /* the queue's gauge: after a change here, at most once a second, and at once when idle */
+    if (db && moved && (atomic_load(&D.in_flight) == 0 || now >= next_count)) {
+      count_queue(db);
+      next_count = now + 1000;
+      moved = 0;
     }
     if (D.next_due_ms && (!due_at || D.next_due_ms < due_at))
       due_at = D.next_due_ms; /* a retry recorded just now */
