@@ -230,6 +230,17 @@ def db_try(sql, url=None):
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
+def scrape_metrics(port):
+    """(status, content type, text) of GET /metrics on the metrics listener at port."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Type") or "", r.read().decode("utf-8")
+    finally:
+        c.close()
+
+
 def url_for(base, name):
     """base (a postgresql:// URL) with database name."""
     u = urllib.parse.urlsplit(base)

@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, DATABASE_URL, PsqlSession, Server, check, db_owner, eq, expect_problem,  # noqa: E402
                      expect_status, extra_server, free_port, items_of, main, make_user, mk_dept, mk_inspection,
-                     skip, tail, test)
+                     scrape_metrics, skip, tail, test)
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -35,13 +35,7 @@ def metrics_server():
 
 def scrape(port=None):
     """(status, content type, text) of GET /metrics."""
-    c = http.client.HTTPConnection("127.0.0.1", port or state["mport"], timeout=10)
-    try:
-        c.request("GET", "/metrics")
-        r = c.getresponse()
-        return r.status, r.getheader("Content-Type") or "", r.read().decode("utf-8")
-    finally:
-        c.close()
+    return scrape_metrics(port or state["mport"])
 
 
 def samples(text):

@@ -15,7 +15,6 @@ done, so one test's retries never reach another's records."""
 import datetime as _dt
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, DATETIME_RE, Server, TestFailure, check, ctx, day, db, drop_database,  # noqa: E402
                      eq, expect_problem, expect_status, free_port, items_of, main, mk_dept,
-                     mk_inspection, mk_problem, mk_rect, note, own_database, run_cli, skip, tail, test)
+                     mk_inspection, mk_problem, mk_rect, note, own_database, run_cli, scrape_metrics, skip, tail, test)
 from harness import Draft202012Validator, pointers_of, spec  # noqa: E402
 from lifecycle_helpers import make_pdf, upload  # noqa: E402
 
@@ -1069,7 +1068,7 @@ def failures_are_retried_and_redeliveries_made():
                    slugs=["conflict", "invalid-transition"])
     wait_for(lambda: delivery(nd["id"])["status"] == "failed", 10, "the redelivery failed too")
     time.sleep(0.3)
-    state["give_up_metrics"] = scrape(srv.metrics_port)[2]
+    state["give_up_metrics"] = scrape_metrics(srv.metrics_port)[2]
     unsubscribe_all()
     main_server()
     all_private()
@@ -1121,16 +1120,6 @@ def a_new_secret_signs_beside_the_old_one_for_the_overlap():
     unsubscribe_all()
 
 
-def scrape(port):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", "/metrics")
-        r = c.getresponse()
-        return r.status, r.getheader("Content-Type") or "", r.read().decode("utf-8")
-    finally:
-        c.close()
-
-
 def metric(text, name, **labels):
     """The sum of the samples of name with those labels (None when there is none)."""
     total = None
@@ -1150,7 +1139,7 @@ def metric(text, name, **labels):
 def metrics_count_the_deliveries():
     setup()
     srv = main_server()
-    status, ctype, text = scrape(srv.metrics_port)
+    status, ctype, text = scrape_metrics(srv.metrics_port)
     eq(status, 200, "GET /metrics")
     delivered = metric(text, "ducha_webhook_deliveries_total", outcome="delivered")
     check(delivered is not None and delivered > 0,
