@@ -305,8 +305,10 @@ def the_etag_and_overdue_turn_with_the_local_date():
     mb = b.json["rows"][0]["problems"][0]["rectifications"][1]
     eq((ma["deadline"], ma["overdue"], mb["overdue"]), (mb["deadline"], True, False))
     eq((a.json["counts"]["overdue"], b.json["counts"]["overdue"]), (1, 0))
-    check(a.etag != b.etag and a.etag.rsplit(".", 1)[0] == b.etag.rsplit(".", 1)[0],
-          "the same data, another date: %s vs %s" % (a.etag, b.etag))
+    # "p<inspection>.<form>.<unit names>.<date>": the unit names' version is every unit's, which the
+    # other files running beside this one may move between the two reads
+    ta, tb = a.etag.strip('"').split("."), b.etag.strip('"').split(".")
+    check(ta[:2] == tb[:2] and ta[3] != tb[3], "the same data, another date: %s vs %s" % (a.etag, b.etag))
     la = page(east.client(None), PUBLIC + "?" + qs(target_department_id=p.target["id"]))
     lb = page(west.client(None), PUBLIC + "?" + qs(target_department_id=p.target["id"]))
     check(la.etag != lb.etag, "the list's ETag follows its overdue count")
