@@ -152,8 +152,10 @@ BEGIN
   PERFORM pg_notify('ducha_webhooks', '');
   RETURN NULL;
 END $$;
+-- Only for the records events are about: the other changes (progress, users, ...) do not call it.
 CREATE TRIGGER audit_events_webhooks AFTER INSERT ON audit_events
-  FOR EACH ROW EXECUTE FUNCTION webhook_enqueue();
+  FOR EACH ROW WHEN (NEW.entity_type IN ('inspection', 'rectification', 'evidence', 'audit_checkpoint'))
+  EXECUTE FUNCTION webhook_enqueue();
 
 -- The body a receiver gets: the same text for each attempt of a delivery.
 CREATE FUNCTION webhook_body(e webhook_events) RETURNS text LANGUAGE sql STABLE AS $$
