@@ -60,7 +60,8 @@ CREATE TABLE webhook_deliveries (
   duration_ms       integer,
   version           integer NOT NULL DEFAULT 1   -- each attempt's start and end: the ETag
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+-- the due ones of each subscription, oldest first (src/webhook_delivery.c: SQL_CLAIM)
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
 CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (webhook_id, event_id) WHERE redelivery_of IS NULL;

@@ -110,7 +110,7 @@ static const struct var VARS[] = {
    "seconds after its event that a delivery is tried, then it is failed"},
   {"DUCHA_WEBHOOK_SECRET_OVERLAP", "86400", NUM(webhook_secret_overlap, 0, 2592000),
    "seconds a webhook's old secret still signs deliveries after a new one is set"},
-  {"DUCHA_WEBHOOK_CONCURRENCY", "8", NUM(webhook_concurrency, 1, 256), "deliveries under way at once in this process"},
+  {"DUCHA_WEBHOOK_CONCURRENCY", "8", NUM(webhook_concurrency, 1, 256), "webhook deliveries under way at once in this process, at most half of them for one subscription"},
   {"DUCHA_WEBHOOK_POLL_MS", "1000", NUM(webhook_poll_ms, 10, 3600000),
    "milliseconds between looks for due deliveries (a change's own notification wakes the loop at once)"},
 };

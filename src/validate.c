@@ -309,3 +309,15 @@ size_t validate_body_at(const json_t *body, const struct field *spec, int creati
       }
   return json_array_size(errors) - before;
 }
+
+void utf8_mend(char *s) {
+  for (size_t i = 0; s[i];) {
+    unsigned char b = (unsigned char)s[i];
+    size_t n = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+    if (strnlen(s + i, n) < n || !utf8_valid(s + i, n)) {
+      s[i++] = '?';
+      continue;
+    }
+    i += n;
+  }
+}

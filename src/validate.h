@@ -56,6 +56,9 @@ int list_has(const char *list, const char *item);
 size_t utf8_chars(const char *s);
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes. */
 int utf8_valid(const char *s, size_t len);
+/* Makes NUL-terminated s text the database takes: each byte that starts no valid UTF-8 character
+ * becomes '?' (what a remote server answered, kept in a log). */
+void utf8_mend(char *s);
 /* 1 when s is "YYYY-MM-DD" and a real date. */
 int date_valid(const char *s);
 /* 1 when s is an RFC 3339 date-time ("2026-11-26T08:00:00Z", "...+08:00", fractions allowed).

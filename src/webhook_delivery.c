@@ -31,6 +31,7 @@
 
 #include "address.h"
 #include "db.h"
+#include "text.h"
 #include "validate.h"
 
 #define EXCERPT 512          /* bytes of an answer kept in the log */
@@ -43,6 +44,8 @@ struct transfer {
   struct curl_slist *headers;
   char *body;
   char id[24];
+  long long webhook;
+  long attempt; /* its number: 1 for the first */
   char excerpt[EXCERPT + 1];
   size_t got;
   char refused[200];
@@ -62,19 +65,22 @@ static struct {
   long next_due_ms; /* the loop's: when a retry recorded here is due (0: none known) */
 } D;
 
+/* The oldest due delivery of each active subscription not at its share already ($3), up to $1 of
+ * them: one slow or dead receiver cannot take every attempt's place from the others. */
 static const char *SQL_CLAIM =
-    "WITH due AS (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id AND w.active"
-    "   WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
-    "   ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED)"
+    "WITH due AS (SELECT x.id FROM webhooks w CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at"
+    "   FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()"
+    "   ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED) x"
+    "   WHERE w.active AND w.id <> ALL ($3::bigint[]) ORDER BY x.next_attempt_at LIMIT $1)"
     " UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),"
     "   next_attempt_at = now() + make_interval(secs => $2::double precision), version = d.version + 1"
     " FROM due, webhooks w, webhook_events e"
     " WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id"
     " RETURNING d.id, w.url, w.secret, CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END,"
-    "   webhook_body(e), e.id, e.type";
+    "   webhook_body(e), e.id, e.type, d.attempts, w.id";
 
 /* $1 id, $2 delivered, $3 HTTP status, $4 excerpt, $5 error, $6 retry for (s), $7 duration (ms),
- * $8 first pause (ms) */
+ * $8 the pause before the next attempt (ms) */
 static const char *SQL_DONE =
     "UPDATE webhook_deliveries d SET"
     " status = CASE WHEN $2::boolean THEN 'delivered'"
@@ -83,10 +89,8 @@ static const char *SQL_DONE =
     " delivered_at = CASE WHEN $2::boolean THEN now() END,"
     " failed_at = CASE WHEN NOT $2::boolean AND n.at > d.created_at + make_interval(secs => $6::int) THEN now() END,"
     " response_status = $3::int, response_excerpt = $4, error = $5, duration_ms = $7::int, version = d.version + 1"
-    " FROM (SELECT now() + least(make_interval(secs => $8::double precision / 1000 * 2 ^ least(x.attempts - 1, 20)),"
-    "   interval '1 hour') AS at FROM webhook_deliveries x WHERE x.id = $1) n"
-    " WHERE d.id = $1 AND d.status = 'pending'"
-    " RETURNING d.status, ceil(extract(epoch FROM d.next_attempt_at - statement_timestamp()) * 1000)::bigint + 2";
+    " FROM (SELECT now() + make_interval(secs => $8::double precision / 1000) AS at) n"
+    " WHERE d.id = $1 AND d.status = 'pending' RETURNING d.status";
 
 /* An attempt not finished at shutdown: due again at once, for another replica. */
 static const char *SQL_RELEASE =
@@ -172,6 +176,8 @@ static int attempt(PGresult *r, int i) {
     return -1;
   }
   snprintf(t->id, sizeof t->id, "%s", PQgetvalue(r, i, 0));
+  t->attempt = strtol(PQgetvalue(r, i, 7), NULL, 10);
+  t->webhook = strtoll(PQgetvalue(r, i, 8), NULL, 10);
   if (sign(t->body, PQgetvalue(r, i, 2), PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3), signature,
            sizeof signature)) {
     transfer_free(t);
@@ -230,19 +236,6 @@ static void unlink_live(struct transfer *t) {
   atomic_fetch_sub(&D.in_flight, 1);
 }
 
-/* Text the database takes: bytes that are not UTF-8, and NULs, become '?'. */
-static void text_mend(char *s) {
-  for (size_t i = 0; s[i];) {
-    unsigned char b = (unsigned char)s[i];
-    size_t n = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
-    if (strnlen(s + i, n) < n || !utf8_valid(s + i, n)) {
-      s[i++] = '?';
-      continue;
-    }
-    i += n;
-  }
-}
-
 /* Records the outcome of a finished attempt. */
 static status finish(db_conn *db, struct transfer *t, CURLcode result) {
   long code = 0, took = now_ms() - t->started_ms;
@@ -261,25 +254,25 @@ static status finish(db_conn *db, struct transfer *t, CURLcode result) {
     snprintf(error, sizeof error, "HTTP %ld", code);
   else
     snprintf(error, sizeof error, "%s", t->curl_error[0] ? t->curl_error : curl_easy_strerror(result));
-  text_mend(t->excerpt);
-  text_mend(error);
-  char status_code[16], retry_for[24], duration[24], base[24];
+  utf8_mend(t->excerpt);
+  utf8_mend(error);
+  /* the base doubled for each attempt after the first, at most an hour */
+  long pause = D.cfg->webhook_retry_base_ms;
+  for (long n = 1; n < t->attempt && pause < 3600000; n++)
+    pause *= 2;
+  pause = pause < 3600000 ? pause : 3600000;
+  char status_code[16], retry_for[24], duration[24], wait[24];
   snprintf(status_code, sizeof status_code, "%ld", code);
   snprintf(retry_for, sizeof retry_for, "%ld", D.cfg->webhook_retry_for);
   snprintf(duration, sizeof duration, "%ld", took);
-  snprintf(base, sizeof base, "%ld", D.cfg->webhook_retry_base_ms);
+  snprintf(wait, sizeof wait, "%ld", pause);
   const char *params[] = {t->id, ok ? "true" : "false", code ? status_code : NULL, t->got ? t->excerpt : NULL,
-                          error[0] ? error : NULL, retry_for, duration, base};
+                          error[0] ? error : NULL, retry_for, duration, wait};
   char outcome[16] = "";
-  PGresult *r = NULL;
-  status s = db ? db_row(db, &r, SQL_DONE, 8, params) : ST_UNAVAILABLE;
-  if (s == ST_OK) {
-    snprintf(outcome, sizeof outcome, "%s", PQgetvalue(r, 0, 0));
-    long due = now_ms() + strtol(PQgetvalue(r, 0, 1), NULL, 10);
-    if (!strcmp(outcome, "pending") && (!D.next_due_ms || due < D.next_due_ms))
-      D.next_due_ms = due; /* the loop looks again then, not only at its next poll */
-  }
-  PQclear(r);
+  status s = db ? db_value(db, outcome, sizeof outcome, SQL_DONE, 8, params) : ST_UNAVAILABLE;
+  long due = now_ms() + pause + 2; /* after the database's now() + pause */
+  if (!strcmp(outcome, "pending") && (!D.next_due_ms || due < D.next_due_ms))
+    D.next_due_ms = due; /* the loop looks again then, not only at its next poll */
   if (!strcmp(outcome, "delivered"))
     atomic_fetch_add(&D.delivered, 1);
   else if (!strcmp(outcome, "failed"))
@@ -315,15 +308,41 @@ static db_conn *connect_listening(void) {
   return db;
 }
 
-/* Takes up to room due deliveries and starts them: how many, or -1 when the connection failed. */
+/* The subscriptions with their share of this process's attempts under way, as an array literal:
+ * half of DUCHA_WEBHOOK_CONCURRENCY (at least one) each. */
+static void at_share(struct text *out) {
+  long share = D.cfg->webhook_concurrency / 2 > 1 ? D.cfg->webhook_concurrency / 2 : 1;
+  text_put(out, "{");
+  for (struct transfer *t = D.live; t; t = t->next) {
+    long n = 0;
+    struct transfer *u = D.live;
+    for (; u != t && u->webhook != t->webhook; u = u->next)
+      ;
+    if (u != t)
+      continue; /* counted at its first attempt in the list */
+    for (u = t; u; u = u->next)
+      n += u->webhook == t->webhook;
+    if (n >= share)
+      text_printf(out, "%s%lld", out->len > 1 ? "," : "", t->webhook);
+  }
+  text_put(out, "}");
+}
+
+/* Takes up to room due deliveries, one per subscription, and starts them: how many, or -1 when the
+ * connection failed. */
 static int claim(db_conn *db, long room) {
   char limit[24], lease[24];
+  struct text busy = {0};
   snprintf(limit, sizeof limit, "%ld", room);
   snprintf(lease, sizeof lease, "%ld", D.cfg->webhook_timeout_ms / 1000 + 60);
-  const char *params[] = {limit, lease};
+  at_share(&busy);
+  char *list = text_take(&busy, NULL);
+  const char *params[] = {limit, lease, list};
   PGresult *r;
-  if (db_exec(db, &r, SQL_CLAIM, 2, params) != ST_OK)
-    return -1;
+  status s = list ? db_exec(db, &r, SQL_CLAIM, 3, params) : ST_INTERNAL;
+  free(list);
+  if (s != ST_OK)
+    return s == ST_INTERNAL ? 0 : -1;
   int n = PQntuples(r);
   for (int i = 0; i < n; i++)
     if (attempt(r, i)) {
@@ -403,7 +422,7 @@ static void *loop(void *arg) {
     long room = D.cfg->webhook_concurrency - atomic_load(&D.in_flight);
     if (db && !stopping && room > 0 && (wanted || now >= next_look)) {
       int n = claim(db, room);
-      wanted = n == room; /* a full batch: there may be more */
+      wanted = n > 0; /* one per subscription: there may be more */
       next_look = now + D.cfg->webhook_poll_ms;
       if (n < 0) {
         db_close(db);
@@ -419,6 +438,7 @@ static void *loop(void *arg) {
       db = NULL;
     }
     moved |= done > 0;
+    wanted |= done > 0; /* a place came free: what waited for its subscription's share may go */
     /* the queue's gauge: after a change here, at most once a second, and at once when idle */
     if (db && moved && (atomic_load(&D.in_flight) == 0 || now >= next_count)) {
       count_queue(db);
@@ -451,7 +471,7 @@ static void *loop(void *arg) {
 }
 
 int webhook_delivery_start(const struct config *cfg) {
-  if (!list_has(cfg->jobs, "webhooks"))
+  if (!list_has(cfg->jobs, WEBHOOK_JOB))
     return 0;
   D.cfg = cfg;
   atomic_store(&D.stopping, 0);

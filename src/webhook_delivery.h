@@ -6,6 +6,9 @@
 
 #include "config.h"
 
+/* Its name in DUCHA_JOBS (worker.c takes it as a job's). */
+#define WEBHOOK_JOB "webhooks"
+
 /* Starts the thread when cfg->jobs names webhooks; cfg must outlive webhook_delivery_stop. */
 int webhook_delivery_start(const struct config *cfg);
 /* No delivery starts after this; those under way get a few seconds to finish, the rest are

@@ -29,6 +29,7 @@
 #include "idempotency.h"
 #include "log.h"
 #include "statistics.h"
+#include "webhook_delivery.h"
 
 struct job {
   const char *name;
@@ -103,12 +104,12 @@ int worker_check(const struct config *cfg, char *err, size_t size) {
   if (no_jobs(cfg))
     return 0;
   while ((name = next_name(&p, &len)))
-    if (!job_named(name, len) && !(len == 8 && !strncmp(name, "webhooks", 8))) {
+    if (!job_named(name, len) && !(len == strlen(WEBHOOK_JOB) && !strncmp(name, WEBHOOK_JOB, len))) {
       int n = snprintf(err, size, "DUCHA_JOBS names \"%.*s\", which is not a job (jobs:", (int)len, name);
       for (size_t i = 0; i < NJOBS && n > 0 && (size_t)n < size; i++)
         n += snprintf(err + n, size - (size_t)n, " %s", JOBS[i].name);
       if (n > 0 && (size_t)n < size)
-        snprintf(err + n, size - (size_t)n, " webhooks)");
+        snprintf(err + n, size - (size_t)n, " " WEBHOOK_JOB ")");
       return -1;
     }
   return 0;

@@ -61,6 +61,11 @@ int main(void) {
   ok(utf8_valid("督察", strlen("督察")) && !utf8_valid("\xC0\xAF", 2) && !utf8_valid("\xED\xA0\x80", 3) &&
          !utf8_valid("a\0b", 3),
      "utf-8: overlong, surrogate and NUL refused");
+  {
+    char mended[] = "ok \xC0\xAF \xE7\x9D \xE7\x9D\xA3";
+    utf8_mend(mended);
+    ok(!strcmp(mended, "ok ?? ?? \xE7\x9D\xA3"), "bytes that start no UTF-8 character become ?: %s", mended);
+  }
   /* a body of 120 unknown members: all counted, the first ERRORS_MAX kept */
   json_t *many = json_object(), *errors = json_array();
   for (int i = 0; i < 120; i++) {
