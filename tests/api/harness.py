@@ -230,6 +230,18 @@ def db_try(sql, url=None):
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
+def stop_all(servers, dbs=(), strict=False):
+    """Stops the servers a file started and drops the databases it made. strict (its last test):
+    each server still running must exit 0 on SIGTERM, which a sanitizer's report would spoil."""
+    for srv in servers:
+        if srv.alive():
+            rc = srv.stop()
+            if strict:
+                eq(rc, 0, "exit status; output:\n%s" % tail(srv.output(), 20))
+    for name in dbs:
+        drop_database(name)
+
+
 def scrape_metrics(port):
     """(status, content type, text) of GET /metrics on the metrics listener at port."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

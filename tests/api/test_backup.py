@@ -14,8 +14,8 @@ import tempfile
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, Server, check, ctx, db, drop_database, eq, expect_status, fresh_database,  # noqa: E402
-                     main, qs, run_cli, skip, tail, test)
+from harness import (API, Server, check, ctx, db, eq, expect_status, fresh_database,  # noqa: E402
+                     main, qs, run_cli, skip, stop_all, tail, test)
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 KEY_DIR = tempfile.mkdtemp(prefix="ducha-backup-key-")
@@ -178,19 +178,12 @@ def without_the_key_the_checkpoints_do_not_verify():
 
 
 def cleanup():
-    for srv in state["servers"]:
-        if srv.alive():
-            srv.stop()
-    for name in state.get("dbs", []):
-        drop_database(name)
+    stop_all(state["servers"], state.get("dbs", []))
 
 
 @test
 def servers_stop_and_databases_go():
-    for srv in state["servers"]:
-        if srv.alive():
-            eq(srv.stop(), 0, "exit status; output:\n%s" % tail(srv.output(), 20))
-    cleanup()
+    stop_all(state["servers"], state.get("dbs", []), strict=True)
 
 
 if __name__ == "__main__":

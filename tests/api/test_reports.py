@@ -12,8 +12,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, PsqlSession, Server, check, ctx, db, drop_database, eq, expect_problem,  # noqa: E402
-                     expect_status, main, own_database, run_cli, tail, test)
+from harness import (API, PsqlSession, Server, check, ctx, db, eq, expect_problem,  # noqa: E402
+                     expect_status, main, own_database, run_cli, stop_all, tail, test)
 
 state = {"servers": [], "dbs": []}
 
@@ -66,19 +66,12 @@ def one_report_too_many_is_429_and_the_rest_go_on():
 
 
 def cleanup():
-    for srv in state["servers"]:
-        if srv.alive():
-            srv.stop()
-    for name in state["dbs"]:
-        drop_database(name)
+    stop_all(state["servers"], state["dbs"])
 
 
 @test
 def the_server_stops_and_its_database_goes():
-    for srv in state["servers"]:
-        if srv.alive():
-            eq(srv.stop(), 0, "exit status; output:\n%s" % tail(srv.output(), 20))
-    cleanup()
+    stop_all(state["servers"], state["dbs"], strict=True)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, DATETIME_RE, Server, TestFailure, check, ctx, day, db, drop_database,  # noqa: E402
-                     eq, expect_problem, expect_status, free_port, items_of, main, mk_dept,
-                     mk_inspection, mk_problem, mk_rect, note, own_database, run_cli, scrape_metrics, skip, tail, test)
+from harness import (API, DATETIME_RE, Server, TestFailure, check, ctx, day, db, eq,  # noqa: E402
+                     expect_problem, expect_status, free_port, items_of, main, mk_dept, mk_inspection, mk_problem,
+                     mk_rect, note, own_database, run_cli, scrape_metrics, skip, stop_all, tail, test)
 from harness import Draft202012Validator, pointers_of, spec  # noqa: E402
 from lifecycle_helpers import make_pdf, upload  # noqa: E402
 
@@ -924,6 +924,29 @@ def two_replicas_deliver_each_event_once():
 
 
 @test
+def a_slow_receiver_does_not_hold_up_the_others():
+    """A subscription has at most half of DUCHA_WEBHOOK_CONCURRENCY's attempts under way: with 2,
+    a receiver that never answers in time holds one, and another subscription's events go out
+    through the other at once."""
+    setup()
+    start_server(dict(ALLOW_ENV, DUCHA_WEBHOOK_CONCURRENCY="2"))
+    recv = receiver()
+    recv.set_mode("slow", "sleep")
+    slow, _ = subscribe("slow", ["rectification.urged"])
+    fast, _ = subscribe("fast", ["rectification.urged"])
+    case = Case(n=6)
+    started = time.monotonic()
+    for rid in case.rids:
+        urge(rid)
+    wait_delivered(fast["id"], 6, timeout=15)
+    took = time.monotonic() - started
+    check(took < 1.5, "the other subscription's 6 events took %.2f s behind a receiver that times out (1 s)" % took)
+    check(len(recv.got("slow")) <= 3, "the slow receiver had one attempt at a time: %d" % len(recv.got("slow")))
+    unsubscribe(slow["id"])
+    unsubscribe(fast["id"])
+
+
+@test
 def failures_are_retried_and_redeliveries_made():
     setup()
     main_server()
@@ -931,13 +954,18 @@ def failures_are_retried_and_redeliveries_made():
     recv = receiver()
     case = Case(n=4)
 
+    def failing(tag, mode, rid, attempts, ready=lambda d: d["response_status"]):
+        """Subscribes the receiver's /tag answering in mode, urges rid, waits for that many attempts:
+        (webhook, secret, its delivery)."""
+        recv.set_mode(tag, mode)
+        w, secret = subscribe(tag, ["rectification.urged"])
+        urge(rid)
+        ds = wait_for(lambda: [d for d in deliveries(w["id"]) if d["attempts"] >= attempts and ready(d)], 10,
+                      "%d attempts in mode %s" % (attempts, mode))
+        return w, secret, ds[0]
+
     # 500: retried with the backoff, the error says so, the body excerpt is kept
-    recv.set_mode("e500", "500")
-    w500, s500 = subscribe("e500", ["rectification.urged"])
-    urge(case.rids[0])
-    ds = wait_for(lambda: [d for d in deliveries(w500["id"]) if d["attempts"] >= 3 and d["response_status"]], 10,
-                  "3 attempts after HTTP 500")
-    d = ds[0]
+    w500, s500, d = failing("e500", "500", case.rids[0], 3)
     eq((d["status"], d["response_status"], d["error"]), ("pending", 500, "HTTP 500"), "after HTTP 500")
     eq(d["response_excerpt"], "boom: the receiver is broken", "response_excerpt")
     check(d["next_attempt_at"] and d["last_attempt_at"], "next_attempt_at, last_attempt_at")
@@ -957,12 +985,7 @@ def failures_are_retried_and_redeliveries_made():
     unsubscribe(w500["id"])
 
     # 302: never followed, a failure
-    recv.set_mode("e302", "redirect")
-    w302, _ = subscribe("e302", ["rectification.urged"])
-    urge(case.rids[1])
-    ds = wait_for(lambda: [d for d in deliveries(w302["id"]) if d["attempts"] >= 2 and d["response_status"]], 10,
-                  "2 attempts after a 302")
-    d = ds[0]
+    w302, _, d = failing("e302", "redirect", case.rids[1], 2)
     eq((d["status"], d["response_status"]), ("pending", 302), "after a 302")
     check(d["error"], "an error for a redirect: %r" % d["error"])
     time.sleep(0.3)
@@ -970,13 +993,8 @@ def failures_are_retried_and_redeliveries_made():
     unsubscribe(w302["id"])
 
     # too slow: a timeout
-    recv.set_mode("slow", "sleep")
-    wslow, _ = subscribe("slow", ["rectification.urged"])
     t0 = time.monotonic()
-    urge(case.rids[2])
-    ds = wait_for(lambda: [d for d in deliveries(wslow["id"]) if d["attempts"] >= 1 and d["error"]], 10,
-                  "an attempt that times out")
-    d = ds[0]
+    wslow, _, d = failing("slow", "sleep", case.rids[2], 1, ready=lambda d: d["error"])
     took = time.monotonic() - t0
     eq(d["status"], "pending", "after a timeout")
     check(d["error"] and "timeout" in d["error"].lower(), "the error mentions the timeout: %r" % d["error"])
@@ -1166,26 +1184,20 @@ def metrics_count_the_deliveries():
 
 
 def cleanup():
-    for srv in state["servers"]:
-        if srv.alive():
-            srv.stop()
     for r in state["receivers"]:
         try:
             r.stop()
         except Exception:  # noqa: BLE001
             pass
-    for name in state["dbs"]:
-        drop_database(name)
+    stop_all(state["servers"], state["dbs"])
     state["dbs"] = []
     shutil.rmtree(KEY_DIR, ignore_errors=True)
 
 
 @test
 def the_servers_stop_and_the_database_goes():
+    stop_all(state["servers"], strict=True)
     for srv in state["servers"]:
-        if srv.alive():
-            rc = srv.stop()
-            eq(rc, 0, "exit status; output:\n%s" % tail(srv.output(), 20))
         out = srv.output()
         check("ERROR: AddressSanitizer" not in out and "runtime error:" not in out,
               "sanitizer report:\n%s" % tail(out, 30))
