@@ -184,7 +184,7 @@ static int length_ok(const char *s, long min, long max) {
 }
 
 static void check_value(const json_t *v, const struct field *f, const char *ptr, json_t *errors) {
-  char msg[160];
+  char msg[512]; /* an F_ENUM lists its values */
   switch (f->type) {
   case F_LINE:
   case F_TEXT:
@@ -239,11 +239,13 @@ static void check_value(const json_t *v, const struct field *f, const char *ptr,
     errors_add(errors, ptr, msg);
     return;
   case F_IDS:
+  case F_ENUMS:
   case F_LINES: {
-    long most = f->type == F_IDS ? f->max : f->items_max, least = f->type == F_IDS ? f->min : 0;
+    long most = f->type == F_LINES ? f->items_max : f->max, least = f->type == F_LINES ? 0 : f->min;
     if (!json_is_array(v) || (long)json_array_size(v) > most || (long)json_array_size(v) < least) {
       if (least)
-        snprintf(msg, sizeof msg, "must be an array of %ld to %ld distinct ids", least, most);
+        snprintf(msg, sizeof msg, "must be an array of %ld to %ld distinct %s", least, most,
+                 f->type == F_IDS ? "ids" : "values");
       else
         snprintf(msg, sizeof msg, "must be an array of at most %ld %s", most,
                  f->type == F_IDS ? "distinct ids" : "strings");
@@ -260,10 +262,15 @@ static void check_value(const json_t *v, const struct field *f, const char *ptr,
         check_value(e, &item, eptr, errors);
         continue;
       }
-      if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > ID_MAX) {
+      size_t had = json_array_size(errors);
+      if (f->type == F_ENUMS) {
+        struct field item = {f->name, F_ENUM, 0, 0, 0, f->values, 0};
+        check_value(e, &item, eptr, errors);
+      } else if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > ID_MAX) {
         errors_add(errors, eptr, "must be a positive integer id");
-        continue;
       }
+      if (json_array_size(errors) > had)
+        continue;
       for (j = 0; j < i; j++)
         if (json_equal(json_array_get(v, j), e)) {
           errors_add(errors, eptr, "is listed twice");

@@ -17,7 +17,8 @@ enum ftype {
   F_BOOL,
   F_INT,     /* integer from min to max */
   F_LINES,   /* array of F_LINE strings, each min..max characters; items_max items at most */
-  F_CODE     /* [a-z0-9_-], min..max characters */
+  F_CODE,    /* [a-z0-9_-], min..max characters */
+  F_ENUMS    /* array of min..max distinct values from values */
 };
 
 enum { FIELD_REQUIRED = 1, FIELD_NULLABLE = 2 };
@@ -26,8 +27,8 @@ struct field {
   const char *name;
   enum ftype type;
   unsigned flags;
-  long min, max;              /* characters (strings), value (ints), items (F_IDS) */
-  const char *const *values;  /* F_ENUM: NULL-terminated */
+  long min, max;              /* characters (strings), value (ints), items (F_IDS, F_ENUMS) */
+  const char *const *values;  /* F_ENUM, F_ENUMS: NULL-terminated */
   long items_max;             /* F_LINES: items at most */
 };
 

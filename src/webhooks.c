@@ -28,7 +28,7 @@ static const char *const EVENT_TYPES[] = {
 
 static const struct field CREATE[] = {
   {"url", F_LINE, FIELD_REQUIRED, 1, 2000, NULL, 0},
-  {"events", F_LINES, FIELD_REQUIRED, 1, 40, NULL, 20},
+  {"events", F_ENUMS, FIELD_REQUIRED, 1, 20, EVENT_TYPES, 0},
   {"secret", F_LINE, FIELD_REQUIRED, 24, 256, NULL, 0},
   {"description", F_LINE, FIELD_NULLABLE, 1, 200, NULL, 0},
   {"active", F_BOOL, 0, 0, 0, NULL, 0},
@@ -36,7 +36,7 @@ static const struct field CREATE[] = {
 };
 static const struct field PATCH[] = {
   {"url", F_LINE, 0, 1, 2000, NULL, 0},
-  {"events", F_LINES, 0, 1, 40, NULL, 20},
+  {"events", F_ENUMS, 0, 1, 20, EVENT_TYPES, 0},
   {"secret", F_LINE, 0, 24, 256, NULL, 0},
   {"description", F_LINE, FIELD_NULLABLE, 1, 200, NULL, 0},
   {"active", F_BOOL, 0, 0, 0, NULL, 0},
@@ -89,26 +89,8 @@ static status url_check(struct call *c, const char *url) {
   return why ? invalid(c, "/url", why) : ST_OK;
 }
 
-/* The body's url and events, when given, are ones a subscription may have. */
+/* The body's url, when given, is one deliveries may go to. */
 static status subscription_check(struct call *c) {
-  json_t *events = json_object_get(c->body, "events"), *e;
-  size_t i;
-  if (events && !json_array_size(events))
-    errors_add(c->errors, "/events", "name at least one event type");
-  json_array_foreach(events, i, e) {
-    char ptr[32];
-    snprintf(ptr, sizeof ptr, "/events/%zu", i);
-    size_t k = 0;
-    while (EVENT_TYPES[k] && strcmp(EVENT_TYPES[k], json_string_value(e)))
-      k++;
-    if (!EVENT_TYPES[k])
-      errors_add(c->errors, ptr, "is not an event type (see WebhookEventType)");
-    for (size_t j = 0; j < i; j++)
-      if (json_equal(json_array_get(events, j), e))
-        errors_add(c->errors, ptr, "is named twice");
-  }
-  if (json_array_size(c->errors))
-    return fail(c, ST_INVALID, "the webhook has invalid fields; see errors");
   const char *url = json_string_value(json_object_get(c->body, "url"));
   return url ? url_check(c, url) : ST_OK;
 }

@@ -11,6 +11,7 @@ static const struct field SPEC[] = {
   {"on", F_DATE, 0, 0, 0, NULL, 0},
   {"ids", F_IDS, 0, 0, 3, NULL, 0},
   {"names", F_LINES, 0, 1, 3, NULL, 2},
+  {"kinds", F_ENUMS, 0, 1, 2, KINDS, 0},
   {"note", F_TEXT, FIELD_NULLABLE, 0, 10, NULL, 0},
   {0},
 };
@@ -38,6 +39,14 @@ int main(void) {
   ok(check("{\"name\":\"市政务公开\"}", 1, why, sizeof why) == 0, "exactly five characters pass");
   ok(check("{}", 1, why, sizeof why) == 1 && strstr(why, "/name is required"), "required on create");
   ok(check("{}", 0, why, sizeof why) == 0, "nothing required in a patch");
+  ok(check("{\"kinds\":[\"group\",\"department\"]}", 0, why, sizeof why) == 0, "an array of distinct values");
+  ok(check("{\"kinds\":[\"group\",\"x\",\"group\"]}", 0, why, sizeof why) == 1 &&
+         strstr(why, "/kinds must be an array of 1 to 2 distinct values"),
+     "too many values: %s", why);
+  ok(check("{\"kinds\":[\"group\",\"group\"]}", 0, why, sizeof why) == 1 && strstr(why, "/kinds/1 is listed twice") &&
+         check("{\"kinds\":[\"x\"]}", 0, why, sizeof why) == 1 &&
+         strstr(why, "/kinds/0 must be one of department, group") && check("{\"kinds\":[]}", 0, why, sizeof why) == 1,
+     "each value known and once, at least one: %s", why);
   ok(check("{\"name\":\"a\",\"extra\":1,\"a/b~\":2}", 1, why, sizeof why) == 2 &&
          strstr(why, "/extra is not a known field") && strstr(why, "/a~1b~0 is not"),
      "unknown fields, pointers escaped: %s", why);
