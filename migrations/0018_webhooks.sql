@@ -98,28 +98,37 @@ $$;
 -- What a receiver is told of the record an event is about, as it is at the event. An audit
 -- checkpoint's event comes before the checkpoint's row (its heads include the event): its
 -- snapshot is taken when it is sent (webhook_body), checkpoints never change.
-CREATE FUNCTION webhook_resource(p_type text, p_id bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT CASE p_type
-    WHEN 'inspection' THEN (SELECT jsonb_build_object('id', i.id, 'title', i.title, 'status', i.status,
+-- PL/pgSQL rather than SQL: a SQL function with sub-selects is not inlined, and its body was
+-- planned again at every call (0.4 ms an event); PL/pgSQL keeps each query's plan for the session.
+CREATE FUNCTION webhook_resource(p_type text, p_id bigint) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  CASE p_type
+  WHEN 'inspection' THEN
+    RETURN (SELECT jsonb_build_object('id', i.id, 'title', i.title, 'status', i.status,
         'checklist_id', i.checklist_id, 'batch_id', i.batch_id, 'target_department_id', i.target_department_id,
         'inspected_on', i.inspected_on, 'published', i.published, 'published_at', i.published_at,
         'submitted_at', i.submitted_at, 'closed_at', i.closed_at, 'version', i.version)
-      FROM inspections i WHERE i.id = p_id)
-    WHEN 'rectification' THEN (SELECT jsonb_build_object('id', r.id, 'problem_id', r.problem_id,
+      FROM inspections i WHERE i.id = p_id);
+  WHEN 'rectification' THEN
+    RETURN (SELECT jsonb_build_object('id', r.id, 'problem_id', r.problem_id,
         'item_id', p.item_id, 'inspection_id', it.inspection_id, 'measure', r.measure,
         'responsible_department_id', r.responsible_department_id, 'deadline', r.deadline, 'status', r.status,
         'urge_count', r.urge_count, 'version', r.version)
       FROM rectifications r JOIN problems p ON p.id = r.problem_id JOIN items it ON it.id = p.item_id
-      WHERE r.id = p_id)
-    WHEN 'evidence' THEN (SELECT jsonb_build_object('id', e.id, 'rectification_id', e.rectification_id,
+      WHERE r.id = p_id);
+  WHEN 'evidence' THEN
+    RETURN (SELECT jsonb_build_object('id', e.id, 'rectification_id', e.rectification_id,
         'item_id', e.item_id, 'filename', e.filename, 'content_type', e.content_type, 'size', e.size,
         'sha256', encode(e.sha256, 'hex'), 'uploaded_at', e.uploaded_at)
-      FROM evidence e WHERE e.id = p_id)
-    WHEN 'audit_checkpoint' THEN (SELECT jsonb_build_object('seq', k.seq, 'created_at', k.created_at,
+      FROM evidence e WHERE e.id = p_id);
+  WHEN 'audit_checkpoint' THEN
+    RETURN (SELECT jsonb_build_object('seq', k.seq, 'created_at', k.created_at,
         'key_id', k.key_id, 'signature', k.signature)
-      FROM audit_checkpoints k WHERE k.seq = p_id)
-  END
-$$;
+      FROM audit_checkpoints k WHERE k.seq = p_id);
+  ELSE
+    RETURN NULL;
+  END CASE;
+END $$;
 
 CREATE FUNCTION webhook_href(p_type text, p_id bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE p_type

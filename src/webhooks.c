@@ -60,9 +60,11 @@ static status url_check(struct call *c, const char *url) {
     why = "may not hold a user name or password: the secret authenticates deliveries";
   else if (!curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0))
     why = "may not have a fragment (#...)";
+  else if (strlen(host) > 255)
+    why = "names a host longer than DNS allows";
   if (!why) {
     size_t n = strlen(host);
-    char name[256];
+    char name[258];
     /* an IPv6 literal is [addr] in a URL */
     snprintf(name, sizeof name, "%.*s", host[0] == '[' ? (int)n - 2 : (int)n, host + (host[0] == '['));
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *list = NULL;
