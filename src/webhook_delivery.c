@@ -65,13 +65,15 @@ static struct {
   long next_due_ms; /* the loop's: when a retry recorded here is due (0: none known) */
 } D;
 
-/* The oldest due delivery of each active subscription not at its share already ($3), up to $1 of
- * them: one slow or dead receiver cannot take every attempt's place from the others. */
+/* The oldest due deliveries, up to $1, each subscription's up to its share ($5) less its attempts
+ * under way here ($3: subscriptions, $4: their attempts): one slow or dead receiver cannot take
+ * every attempt's place from the others. */
 static const char *SQL_CLAIM =
-    "WITH due AS (SELECT x.id FROM webhooks w CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at"
-    "   FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()"
-    "   ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED) x"
-    "   WHERE w.active AND w.id <> ALL ($3::bigint[]) ORDER BY x.next_attempt_at LIMIT $1)"
+    "WITH due AS (SELECT x.id FROM webhooks w LEFT JOIN unnest($3::bigint[], $4::int[]) b(id, n) ON b.id = w.id"
+    "   CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at FROM webhook_deliveries d"
+    "     WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()"
+    "     ORDER BY d.next_attempt_at LIMIT greatest(0, $5::int - coalesce(b.n, 0)) FOR UPDATE OF d SKIP LOCKED) x"
+    "   WHERE w.active ORDER BY x.next_attempt_at LIMIT $1)"
     " UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),"
     "   next_attempt_at = now() + make_interval(secs => $2::double precision), version = d.version + 1"
     " FROM due, webhooks w, webhook_events e"
@@ -308,39 +310,42 @@ static db_conn *connect_listening(void) {
   return db;
 }
 
-/* The subscriptions with their share of this process's attempts under way, as an array literal:
- * half of DUCHA_WEBHOOK_CONCURRENCY (at least one) each. */
-static void at_share(struct text *out) {
-  long share = D.cfg->webhook_concurrency / 2 > 1 ? D.cfg->webhook_concurrency / 2 : 1;
-  text_put(out, "{");
+/* Each subscription's attempts under way here, as two array literals: ids and counts. */
+static void under_way(struct text *ids, struct text *counts) {
+  text_put(ids, "{");
+  text_put(counts, "{");
   for (struct transfer *t = D.live; t; t = t->next) {
-    long n = 0;
     struct transfer *u = D.live;
     for (; u != t && u->webhook != t->webhook; u = u->next)
       ;
     if (u != t)
       continue; /* counted at its first attempt in the list */
-    for (u = t; u; u = u->next)
+    long n = 0;
+    for (; u; u = u->next)
       n += u->webhook == t->webhook;
-    if (n >= share)
-      text_printf(out, "%s%lld", out->len > 1 ? "," : "", t->webhook);
+    text_printf(ids, "%s%lld", ids->len > 1 ? "," : "", t->webhook);
+    text_printf(counts, "%s%ld", counts->len > 1 ? "," : "", n);
   }
-  text_put(out, "}");
+  text_put(ids, "}");
+  text_put(counts, "}");
 }
 
-/* Takes up to room due deliveries, one per subscription, and starts them: how many, or -1 when the
- * connection failed. */
+/* Takes up to room due deliveries, each subscription's up to its share (half of
+ * DUCHA_WEBHOOK_CONCURRENCY, at least one), and starts them: how many, or -1 when the connection
+ * failed. */
 static int claim(db_conn *db, long room) {
-  char limit[24], lease[24];
-  struct text busy = {0};
+  char limit[24], lease[24], share[24];
+  struct text ids = {0}, counts = {0};
   snprintf(limit, sizeof limit, "%ld", room);
   snprintf(lease, sizeof lease, "%ld", D.cfg->webhook_timeout_ms / 1000 + 60);
-  at_share(&busy);
-  char *list = text_take(&busy, NULL);
-  const char *params[] = {limit, lease, list};
+  snprintf(share, sizeof share, "%ld", D.cfg->webhook_concurrency / 2 > 1 ? D.cfg->webhook_concurrency / 2 : 1);
+  under_way(&ids, &counts);
+  char *id_list = text_take(&ids, NULL), *count_list = text_take(&counts, NULL);
+  const char *params[] = {limit, lease, id_list, count_list, share};
   PGresult *r;
-  status s = list ? db_exec(db, &r, SQL_CLAIM, 3, params) : ST_INTERNAL;
-  free(list);
+  status s = id_list && count_list ? db_exec(db, &r, SQL_CLAIM, 5, params) : ST_INTERNAL;
+  free(id_list);
+  free(count_list);
   if (s != ST_OK)
     return s == ST_INTERNAL ? 0 : -1;
   int n = PQntuples(r);
@@ -422,7 +427,7 @@ static void *loop(void *arg) {
     long room = D.cfg->webhook_concurrency - atomic_load(&D.in_flight);
     if (db && !stopping && room > 0 && (wanted || now >= next_look)) {
       int n = claim(db, room);
-      wanted = n > 0; /* one per subscription: there may be more */
+      wanted = n == room; /* a full batch: there may be more */
       next_look = now + D.cfg->webhook_poll_ms;
       if (n < 0) {
         db_close(db);
