@@ -18,21 +18,30 @@ from harness import (API, PsqlSession, Server, check, ctx, db, eq, expect_proble
 state = {"servers": [], "dbs": []}
 
 
-def own_db():
-    name = "ducha_t_%s_reports" % ctx.prefix
-    state["dbs"].append(name)
-    return own_database(name)
+def world():
+    """(owner's URL, service's URL, an admin's token) of this file's database, made once."""
+    if "token" not in state:
+        name = "ducha_t_%s_reports" % ctx.prefix
+        state["dbs"].append(name)
+        state["owner_url"], state["app_url"] = own_database(name)
+        env = {"DATABASE_URL": state["app_url"]}
+        run_cli(["user", "create", "--username", "rp_admin", "--role", "admin", "--password-stdin"],
+                stdin="pw-secret-1", env=env, check_rc=True)
+        state["token"] = run_cli(["token", "create", "--user", "rp_admin"], env=env,
+                                 check_rc=True).stdout.strip().split()[-1]
+    return state["owner_url"], state["app_url"], state["token"]
+
+
+def server(env):
+    srv = Server(env, database_url=world()[1]).start()
+    state["servers"].append(srv)
+    return srv
 
 
 @test
 def one_report_too_many_is_429_and_the_rest_go_on():
-    owner_url, app_url = own_db()
-    srv = Server({"DUCHA_MAX_REPORTS": "1"}, database_url=app_url).start()
-    state["servers"].append(srv)
-    env = {"DATABASE_URL": app_url}
-    run_cli(["user", "create", "--username", "rp_admin", "--role", "admin", "--password-stdin"],
-            stdin="pw-secret-1", env=env, check_rc=True)
-    token = run_cli(["token", "create", "--user", "rp_admin"], env=env, check_rc=True).stdout.strip().split()[-1]
+    owner_url, app_url, token = world()
+    srv = server({"DUCHA_MAX_REPORTS": "1"})
     admin = srv.client(token)
     expect_status(admin.get(API + "/statistics/departments"), 200, "a report alone")
 
@@ -63,6 +72,31 @@ def one_report_too_many_is_429_and_the_rest_go_on():
         t.join(30)
     expect_status(held["r"], 200, "the waiting report, once the lock went")
     expect_status(admin.get(API + "/statistics/trend"), 200, "its slot is free again")
+
+
+@test
+def a_report_runs_under_the_reporting_budget():
+    """A report waiting on a lock answers 504 query-timeout after DUCHA_REPORT_TIMEOUT, and runs
+    longer than the interactive DUCHA_STATEMENT_TIMEOUT."""
+    owner_url, _, token = world()
+    for env, status in (({"DUCHA_REPORT_TIMEOUT": "100"}, 504),
+                        ({"DUCHA_STATEMENT_TIMEOUT": "100", "DUCHA_REPORT_TIMEOUT": "5000"}, 200)):
+        srv = server(env)
+        s = PsqlSession(owner_url)
+        try:
+            s.q("BEGIN")
+            s.q("LOCK TABLE statistics_state IN ACCESS EXCLUSIVE MODE")
+            timer = threading.Timer(0.4, lambda: s.q("ROLLBACK"))
+            timer.start()
+            r = srv.client(token).get(API + "/statistics/departments")
+            timer.join()
+        finally:
+            s.close()
+            srv.stop()
+        if status == 504:
+            expect_problem(r, 504, "query-timeout")
+        else:
+            expect_status(r, 200, "a report may run longer than an interactive request")
 
 
 def cleanup():

@@ -721,35 +721,7 @@ def the_facts_and_cells_follow_every_change():
 
 
 # ---------------------------------------------------------------------------------------------
-# the reporting budget, and bad input
-
-
-@test
-def a_report_runs_under_the_reporting_budget():
-    """A report waiting on a lock answers 504 query-timeout after DUCHA_REPORT_TIMEOUT, and runs
-    longer than the interactive DUCHA_STATEMENT_TIMEOUT."""
-    short = extra_server({"DUCHA_REPORT_TIMEOUT": "100"})
-    patient = extra_server({"DUCHA_STATEMENT_TIMEOUT": "100", "DUCHA_REPORT_TIMEOUT": "5000"})
-    try:
-        for srv, status in ((short, 504), (patient, 200)):
-            client = srv.client(ctx.admin.token)
-            s = PsqlSession(os.environ.get("DUCHA_MIGRATION_DATABASE_URL") or None)
-            try:
-                s.q("BEGIN")
-                s.q("LOCK TABLE statistics_state IN ACCESS EXCLUSIVE MODE")
-                timer = threading.Timer(0.4, lambda: s.q("ROLLBACK"))
-                timer.start()
-                r = client.get(STATS + "/departments")
-                timer.join()
-            finally:
-                s.close()
-            if status == 504:
-                expect_problem(r, 504, "query-timeout")
-            else:
-                expect_status(r, 200, "a report may run longer than an interactive request")
-    finally:
-        short.stop()
-        patient.stop()
+# bad input (the reporting budget: test_reports.py, in a database of its own)
 
 
 @test
