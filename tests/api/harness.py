@@ -230,6 +230,14 @@ def db_try(sql, url=None):
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
+def cli_token(app_url, username, role="admin"):
+    """A bearer token of a new user made with the command line in the database at app_url."""
+    env = {"DATABASE_URL": app_url}
+    run_cli(["user", "create", "--username", username, "--role", role, "--password-stdin"],
+            stdin="pw-secret-1", env=env, check_rc=True)
+    return run_cli(["token", "create", "--user", username], env=env, check_rc=True).stdout.strip().split()[-1]
+
+
 def stop_all(servers, dbs=(), strict=False):
     """Stops the servers a file started and drops the databases it made. strict (its last test):
     each server still running must exit 0 on SIGTERM, which a sanitizer's report would spoil."""

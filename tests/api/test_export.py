@@ -12,9 +12,10 @@ import sys
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, check, ctx, day, db, eq, expect_problem, expect_status,  # noqa: E402
-                     items_of, main, mk_dept, mk_inspection, mk_problem, mk_rect, qs, seed_data, test)
-from lifecycle_helpers import (OWNER_URL, Case, add_evidence, dept_user, filename_star, make_pdf,  # noqa: E402
+from harness import (API, Server, check, cli_token, ctx, day, db, eq, expect_problem, expect_status,  # noqa: E402
+                     items_of, main, mk_dept, mk_inspection, mk_problem, mk_rect, own_database, qs, seed_data,
+                     stop_all, test)
+from lifecycle_helpers import (Case, add_evidence, dept_user, filename_star, make_pdf,  # noqa: E402
                                upload)
 
 try:
@@ -252,22 +253,34 @@ def a_department_user_exports_what_it_may_read_and_nothing_more():
 @test
 def a_ledger_of_many_chunks_is_whole_and_in_order():
     """4,500 rectifications (written straight into the database) come back whole, across the
-    export's chunks of 2,000, in the ledger's order, as XLSX and CSV."""
-    c = Case(n=1)
-    n = 4500
-    db("INSERT INTO rectifications (problem_id, ordinal, measure, responsible_department_id, deadline)"
-       " SELECT %d, g + 1, '批量措施' || g, %d, current_date + (g %% 97) FROM generate_series(1, %d) g"
-       % (c.problem["id"], c.resp["id"], n - 1), url=OWNER_URL)
-    want = [int(x) for x in db("SELECT r.id FROM rectifications r WHERE r.problem_id = %d"
-                               " ORDER BY coalesce(r.deadline, 'infinity'), r.id" % c.problem["id"]).split()]
-    eq(len(want), n, "rows written")
-    r = export("/rectifications/export?" + qs(inspection_id=c.insp["id"], format="csv"), timeout=60)
-    ids = [int(x[0]) for x in list(csv.reader(io.StringIO(r.body.decode("utf-8-sig"))))[1:]]
-    eq(ids, want, "every row once, in order")
-    r = export("/rectifications/export?" + qs(inspection_id=c.insp["id"], sort="-deadline"), timeout=60)
-    ids = [row[0] for row in workbook(r).active.iter_rows(min_row=2, values_only=True)]
-    eq(len(ids), n, "XLSX rows")
-    eq(len(set(ids)), n, "no row twice")
+    export's chunks of 2,000, in the ledger's order, as XLSX and CSV. In a database of its own: the
+    insert of 4,499 rows holds the statistics' all-units row of the day (statistics_trend, unit 0)
+    until it commits, and every other file's rectification write would wait for it."""
+    name = "ducha_t_%s_export" % ctx.prefix
+    owner_url, app_url = own_database(name)
+    srv = Server({}, database_url=app_url).start()
+    shared = ctx.admin
+    ctx.admin = srv.client(cli_token(app_url, "ex_admin"))
+    try:
+        c = Case(n=1)
+        n = 4500
+        db("INSERT INTO rectifications (problem_id, ordinal, measure, responsible_department_id, deadline)"
+           " SELECT %d, g + 1, '批量措施' || g, %d, current_date + (g %% 97) FROM generate_series(1, %d) g"
+           % (c.problem["id"], c.resp["id"], n - 1), url=owner_url)
+        want = [int(x) for x in db("SELECT r.id FROM rectifications r WHERE r.problem_id = %d"
+                                   " ORDER BY coalesce(r.deadline, 'infinity'), r.id" % c.problem["id"],
+                                   url=owner_url).split()]
+        eq(len(want), n, "rows written")
+        r = export("/rectifications/export?" + qs(inspection_id=c.insp["id"], format="csv"), timeout=60)
+        ids = [int(x[0]) for x in list(csv.reader(io.StringIO(r.body.decode("utf-8-sig"))))[1:]]
+        eq(ids, want, "every row once, in order")
+        r = export("/rectifications/export?" + qs(inspection_id=c.insp["id"], sort="-deadline"), timeout=60)
+        ids = [row[0] for row in workbook(r).active.iter_rows(min_row=2, values_only=True)]
+        eq(len(ids), n, "XLSX rows")
+        eq(len(set(ids)), n, "no row twice")
+    finally:
+        ctx.admin = shared
+        stop_all([srv], [name], strict=True)
 
 
 # --------------------------------------------------------------------------------------------

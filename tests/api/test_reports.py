@@ -12,8 +12,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, PsqlSession, Server, check, ctx, db, eq, expect_problem,  # noqa: E402
-                     expect_status, main, own_database, run_cli, stop_all, tail, test)
+from harness import (API, PsqlSession, Server, check, cli_token, ctx, db, eq, expect_problem,  # noqa: E402
+                     expect_status, main, own_database, stop_all, tail, test)
 
 state = {"servers": [], "dbs": []}
 
@@ -24,11 +24,7 @@ def world():
         name = "ducha_t_%s_reports" % ctx.prefix
         state["dbs"].append(name)
         state["owner_url"], state["app_url"] = own_database(name)
-        env = {"DATABASE_URL": state["app_url"]}
-        run_cli(["user", "create", "--username", "rp_admin", "--role", "admin", "--password-stdin"],
-                stdin="pw-secret-1", env=env, check_rc=True)
-        state["token"] = run_cli(["token", "create", "--user", "rp_admin"], env=env,
-                                 check_rc=True).stdout.strip().split()[-1]
+        state["token"] = cli_token(state["app_url"], "rp_admin")
     return state["owner_url"], state["app_url"], state["token"]
 
 
