@@ -306,9 +306,9 @@ static const char *SQL_MATRIX =
 /* ---- the trend --------------------------------------------------------------------------------- *
  * $1 interval, $2 from, $3 to, $4 responsible_department_id, $5 include_sub_units. Per week
  * (from Monday) or month of [from, to] (default: the 12 periods up to today), the rectifications
- * created, closed, and closed late on local dates in it. Staff without a unit read the all-units
- * rows of statistics_trend, else the units'; a department user also the rows it reads of other
- * units, from the facts. */
+ * created, closed, and closed late on local dates in it, from the units' rows of statistics_trend
+ * (all of them, the unit's, or its sub-units'; there is no all-units row to wait on: migrations/0019);
+ * a department user also the rows it reads of other units, from the facts. */
 #define TREND_RANGE                                                                            \
   "k AS (SELECT d_from, d_to, date_trunc($1, d_from::timestamp)::date AS p_from FROM (SELECT d_to," \
   "   coalesce($2::date, (date_trunc($1, d_to::timestamp) - ('11 ' || $1)::interval)::date) AS d_from" \
@@ -317,11 +317,7 @@ static const char *SQL_MATRIX =
   "   ELSE ARRAY[$4::bigint] END AS a)"
 #define TREND_ROWS(own)                                                                        \
   "SELECT t.day, t.created, t.closed, t.closed_late FROM statistics_trend t"                  \
-  " WHERE t.unit = 0 AND $4::bigint IS NULL AND ducha_scope() IS NULL"                         \
-  "   AND t.day >= " K("d_from") " AND t.day <= " K("d_to")                                     \
-  " UNION ALL SELECT t.day, t.created, t.closed, t.closed_late FROM statistics_trend t"       \
-  " WHERE t.unit <> 0 AND ($4::bigint IS NOT NULL OR ducha_scope() IS NOT NULL)"               \
-  "   AND ($4::bigint IS NULL OR t.unit = ANY ((SELECT a FROM units)::bigint[]))" own                     \
+  " WHERE ($4::bigint IS NULL OR t.unit = ANY ((SELECT a FROM units)::bigint[]))" own           \
   "   AND t.day >= " K("d_from") " AND t.day <= " K("d_to")
 /* What a department user reads of other units, in one pass: per day created, and per day closed
  * (two grouping sets). */
