@@ -253,9 +253,9 @@ def a_department_user_exports_what_it_may_read_and_nothing_more():
 @test
 def a_ledger_of_many_chunks_is_whole_and_in_order():
     """4,500 rectifications (written straight into the database) come back whole, across the
-    export's chunks of 2,000, in the ledger's order, as XLSX and CSV. In a database of its own: the
-    insert of 4,499 rows holds the statistics' all-units row of the day (statistics_trend, unit 0)
-    until it commits, and every other file's rectification write would wait for it."""
+    export's chunks of 2,000, in the ledger's order, as XLSX and CSV. In a database of its own: a
+    statement of 4,499 rows' triggers is a long transaction beside the other files' requests (it
+    held statistics_trend's all-units row of the day before 0019, and test_import's writes with it)."""
     name = "ducha_t_%s_export" % ctx.prefix
     owner_url, app_url = own_database(name)
     srv = Server({}, database_url=app_url).start()
